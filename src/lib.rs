@@ -1,0 +1,44 @@
+//! A FastCGI application server: a Rust web handler becomes one `.fcgi`
+//! binary that nginx, lighttpd, Apache (mod_fcgid, mod_proxy_fcgi), h2o or
+//! caddy talk to over FastCGI.
+//!
+//! The server is synchronous and thread-pooled: a blocking accept loop
+//! hands connections to a fixed pool of worker threads, each of which
+//! parses records from reusable buffers and calls a plain closure. Idle
+//! keep-alive connections wait in epoll, not on a worker.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::io::Write;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     fcgi_server::Server::new(|req, res| {
+//!         res.header("Content-Type", "text/plain");
+//!         write!(res, "Hello from {}\n", req.script_name())
+//!     })
+//!     .run()
+//! }
+//! ```
+//!
+//! With no [`bind`](Server::bind), [`run`](Server::run) serves the
+//! listening socket inherited on file descriptor 0: how lighttpd's
+//! `bin-path`, Apache mod_fcgid and spawn-fcgi start the program.
+//!
+//! Linux only: the server uses epoll and eventfd.
+
+mod connection;
+mod listener;
+mod pool;
+mod request;
+mod response;
+mod server;
+mod sys;
+
+pub mod client;
+pub mod protocol;
+
+pub use protocol::Role;
+pub use request::{Params, Request};
+pub use response::{Response, Stderr};
+pub use server::{Server, ShutdownHandle, default_workers};

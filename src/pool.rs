@@ -1,0 +1,219 @@
+//! The fixed pool of workers, and the parker that holds idle keep-conn
+//! connections so that they never pin a worker.
+//!
+//! Connections travel on one bounded channel: from the acceptor, and from
+//! the parker when an idle connection becomes readable. A worker serves a
+//! connection until it is idle (then parks it) or done (then closes it).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use std::{io, thread};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::connection::{self, Buffers, Config, Fault, Handler, Outcome};
+use crate::sys::{Epoll, EventFd, Socket};
+
+/// A connection on its way to a worker.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    sock: Socket,
+    /// Whether the parker's epoll knows this fd already.
+    registered: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(sock: Socket) -> Conn {
+        Conn {
+            sock,
+            registered: false,
+        }
+    }
+}
+
+/// What every worker shares.
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) handler: Box<Handler>,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) parker: Parker,
+}
+
+/// Starts `n` workers on `jobs`. Each holds a clone of `done` until it
+/// exits, so that `done`'s receiver learns when all have.
+pub(crate) fn spawn_workers(
+    n: usize,
+    shared: &Arc<Shared>,
+    jobs: &Receiver<Conn>,
+    done: &Sender<()>,
+) -> io::Result<()> {
+    for i in 0..n {
+        let (shared, jobs, done) = (Arc::clone(shared), jobs.clone(), done.clone());
+        thread::Builder::new()
+            .name(format!("fcgi-worker-{i}"))
+            .spawn(move || {
+                work(&shared, &jobs);
+                drop(done);
+            })
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start worker thread: {e}")))?;
+    }
+    Ok(())
+}
+
+fn work(shared: &Shared, jobs: &Receiver<Conn>) {
+    let mut bufs = Buffers::new();
+    let stopping = || shared.stopping.load(Ordering::Relaxed);
+    for conn in jobs {
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            connection::serve(
+                &conn.sock,
+                &mut bufs,
+                &shared.cfg,
+                &*shared.handler,
+                &stopping,
+            )
+        }));
+        match served {
+            Ok(Ok(Outcome::Park)) => shared.parker.park(conn),
+            Ok(Ok(Outcome::Close { drain })) => close(conn.sock, drain),
+            Ok(Err(fault)) => log_fault(&fault),
+            Err(_) => {
+                log("internal error while serving a connection; closed it");
+                bufs = Buffers::new();
+            }
+        }
+    }
+}
+
+/// Writes one line to the process's standard error, where a spawning web
+/// server (lighttpd, mod_fcgid) or the init system records it.
+pub(crate) fn log(msg: &str) {
+    let _ = writeln!(io::stderr().lock(), "fcgi-server: {msg}");
+}
+
+fn log_fault(fault: &Fault) {
+    match fault {
+        Fault::Io(e) => log(&format!("closing connection: {e}")),
+        Fault::Protocol(msg) => log(&format!("closing connection: protocol error: {msg}")),
+    }
+}
+
+/// Closes without a reset: shut down our side, then read what the peer
+/// still sends, for a bounded time, so that unread input does not make
+/// the kernel answer with RST (which can destroy the response in flight).
+fn close(sock: Socket, drain: bool) {
+    let _ = sock.shutdown_write();
+    let mut scratch = [0u8; 4096];
+    let (mut budget, deadline) = (1 << 20, Instant::now() + Duration::from_secs(1));
+    if drain {
+        let _ = sock.set_timeouts(Some(Duration::from_millis(200)), None);
+    }
+    while budget > 0 && Instant::now() < deadline {
+        let n = if drain {
+            sock.read(&mut scratch)
+        } else {
+            sock.read_nonblocking(&mut scratch)
+        };
+        match n {
+            Ok(n) if n > 0 => budget -= n.min(budget),
+            _ => break,
+        }
+    }
+}
+
+/// Idle connections, waiting in epoll for their next request.
+pub(crate) struct Parker {
+    epoll: Epoll,
+    state: Mutex<Parked>,
+    idle_timeout: Duration,
+}
+
+struct Parked {
+    conns: HashMap<RawFd, (Conn, Instant)>,
+    closed: bool,
+}
+
+/// The epoll token of the shutdown eventfd; connections use their fd.
+const STOP: u64 = u64::MAX;
+
+impl Parker {
+    pub(crate) fn new(stop: &EventFd, idle_timeout: Duration) -> io::Result<Parker> {
+        let epoll = Epoll::new()?;
+        epoll.watch(std::os::fd::AsFd::as_fd(stop).as_raw_fd(), STOP)?;
+        Ok(Parker {
+            epoll,
+            state: Mutex::new(Parked {
+                conns: HashMap::with_capacity(64),
+                closed: false,
+            }),
+            idle_timeout,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Parked> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds `conn` until it is readable again. After shutdown began, closes it.
+    pub(crate) fn park(&self, mut conn: Conn) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        let fd = conn.sock.as_raw_fd();
+        let first = !conn.registered;
+        conn.registered = true;
+        state.conns.insert(fd, (conn, Instant::now()));
+        if let Err(e) = self.epoll.arm(fd, fd as u64, first) {
+            state.conns.remove(&fd);
+            drop(state);
+            log(&format!(
+                "cannot wait for an idle connection: {e}; closed it"
+            ));
+        }
+    }
+
+    /// Sends connections that become readable to `jobs`, closes those idle
+    /// too long, and returns when `stop` fires (closing all it holds).
+    pub(crate) fn run(&self, jobs: &Sender<Conn>) {
+        let mut tokens = Vec::with_capacity(256);
+        let mut ready = Vec::with_capacity(256);
+        let mut next_sweep = Instant::now() + Duration::from_secs(1);
+        loop {
+            if let Err(e) = self.epoll.wait(&mut tokens, Some(Duration::from_secs(1))) {
+                log(&format!("waiting for idle connections failed: {e}"));
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            if tokens.contains(&STOP) {
+                let mut state = self.lock();
+                state.closed = true;
+                state.conns.clear();
+                return;
+            }
+            {
+                let mut state = self.lock();
+                ready.extend(
+                    tokens
+                        .iter()
+                        .filter_map(|t| state.conns.remove(&(*t as RawFd)).map(|(c, _)| c)),
+                );
+                if Instant::now() >= next_sweep {
+                    let limit = self.idle_timeout;
+                    state.conns.retain(|_, (_, since)| since.elapsed() < limit);
+                    next_sweep = Instant::now() + Duration::from_secs(1);
+                }
+            }
+            for conn in ready.drain(..) {
+                if jobs.send(conn).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

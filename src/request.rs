@@ -1,0 +1,328 @@
+//! The request a handler sees: params borrowed from the worker's buffer and
+//! a body that is read from the socket only as the handler reads it.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, Read};
+
+use crate::connection::{self, Active, Config, Fault, Kind, ReadBuf, Transport};
+use crate::protocol::{self, HEADER_LEN, ProtocolStatus, Role, record_type};
+
+/// Where one name-value pair sits in the params buffer: (offset, length).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    pub(crate) name: (u32, u32),
+    pub(crate) value: (u32, u32),
+}
+
+/// A FastCGI request: its params (the CGI environment) and its body.
+///
+/// The body is read through [`Read`]; bytes are pulled from the web server
+/// only as they are read, so a body of any size streams through in
+/// constant memory.
+pub struct Request<'a> {
+    params: &'a [u8],
+    index: &'a [Span],
+    pub(crate) body: Body<'a>,
+    active: Active,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(
+        params: &'a [u8],
+        index: &'a [Span],
+        body: Body<'a>,
+        active: Active,
+    ) -> Request<'a> {
+        Request {
+            params,
+            index,
+            body,
+            active,
+        }
+    }
+
+    fn slice(&self, (at, len): (u32, u32)) -> &'a [u8] {
+        &self.params[at as usize..(at + len) as usize]
+    }
+
+    /// The value of param `name` as bytes. Where the web server sent a
+    /// name twice, the last value wins.
+    pub fn param_bytes(&self, name: &str) -> Option<&'a [u8]> {
+        let name = name.as_bytes();
+        self.index
+            .iter()
+            .rev()
+            .find(|s| self.slice(s.name) == name)
+            .map(|s| self.slice(s.value))
+    }
+
+    /// The value of param `name`, if present and valid UTF-8. Where the
+    /// web server sent a name twice, the last value wins.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.param_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every param as `(name, value)` bytes, in the order the web server
+    /// sent them; a name sent twice appears once, with its last value.
+    pub fn params(&self) -> Params<'a> {
+        Params {
+            params: self.params,
+            index: self.index,
+            next: 0,
+        }
+    }
+
+    /// `REQUEST_METHOD`, or `""`.
+    pub fn method(&self) -> &'a str {
+        self.param("REQUEST_METHOD").unwrap_or("")
+    }
+
+    /// `QUERY_STRING`, or `""`.
+    pub fn query_string(&self) -> &'a str {
+        self.param("QUERY_STRING").unwrap_or("")
+    }
+
+    /// `REQUEST_URI` (path and query as the client sent them), or `""`.
+    pub fn request_uri(&self) -> &'a str {
+        self.param("REQUEST_URI").unwrap_or("")
+    }
+
+    /// `SCRIPT_NAME`, the mount point of the application, or `""`.
+    pub fn script_name(&self) -> &'a str {
+        self.param("SCRIPT_NAME").unwrap_or("")
+    }
+
+    /// `PATH_INFO`, the path below the mount point, or `""`.
+    pub fn path_info(&self) -> &'a str {
+        self.param("PATH_INFO").unwrap_or("")
+    }
+
+    /// `CONTENT_TYPE`, if sent and not empty.
+    pub fn content_type(&self) -> Option<&'a str> {
+        self.param("CONTENT_TYPE").filter(|v| !v.is_empty())
+    }
+
+    /// `CONTENT_LENGTH` as a number, if sent and valid.
+    pub fn content_length(&self) -> Option<u64> {
+        self.param("CONTENT_LENGTH")?.parse().ok()
+    }
+
+    /// `REMOTE_ADDR`, the HTTP client's address, or `""`.
+    pub fn remote_addr(&self) -> &'a str {
+        self.param("REMOTE_ADDR").unwrap_or("")
+    }
+
+    /// `HTTP_<NAME>`: the HTTP request header `name` as the web server
+    /// passed it (`"User-Agent"` is looked up as `HTTP_USER_AGENT`).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        let mut key = [0u8; 128];
+        let want = name.len() + 5;
+        let key = key.get_mut(..want)?;
+        key[..5].copy_from_slice(b"HTTP_");
+        for (dst, src) in key[5..].iter_mut().zip(name.bytes()) {
+            *dst = if src == b'-' {
+                b'_'
+            } else {
+                src.to_ascii_uppercase()
+            };
+        }
+        self.param(std::str::from_utf8(key).ok()?)
+    }
+
+    /// The role the web server asked for.
+    pub fn role(&self) -> Role {
+        self.active.role
+    }
+
+    /// The FastCGI request id.
+    pub fn id(&self) -> u16 {
+        self.active.id
+    }
+
+    /// Whether the web server keeps the connection open after this request.
+    pub fn keep_conn(&self) -> bool {
+        self.active.keep_conn
+    }
+
+    /// Whether the web server aborted this request (`FCGI_ABORT_REQUEST`),
+    /// usually because the HTTP client went away. Once it has, reads of
+    /// the body and writes of the response fail.
+    pub fn is_aborted(&self) -> bool {
+        self.body.aborted.get()
+    }
+}
+
+impl Read for Request<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.body.read(buf)
+    }
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.active.id)
+            .field("role", &self.active.role)
+            .field("method", &self.method())
+            .field("request_uri", &self.request_uri())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An iterator over a request's params; see [`Request::params`].
+#[derive(Clone, Debug)]
+pub struct Params<'a> {
+    params: &'a [u8],
+    index: &'a [Span],
+    next: usize,
+}
+
+impl<'a> Iterator for Params<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let get = |(at, len): (u32, u32)| &self.params[at as usize..(at + len) as usize];
+        while let Some(span) = self.index.get(self.next) {
+            self.next += 1;
+            let name = get(span.name);
+            let later = &self.index[self.next..];
+            if !later.iter().any(|s| get(s.name) == name) {
+                return Some((name, get(span.value)));
+            }
+        }
+        None
+    }
+}
+
+/// The request body: `FCGI_STDIN` records pulled from the connection on
+/// demand. Management records and stray requests that arrive meanwhile
+/// are answered here too.
+pub(crate) struct Body<'a> {
+    io: &'a dyn Transport,
+    rbuf: &'a mut ReadBuf,
+    cfg: &'a Config,
+    active: Active,
+    aborted: &'a Cell<bool>,
+    /// Content bytes of the current STDIN record still in `rbuf`.
+    left: usize,
+    /// Padding bytes after them.
+    pad: usize,
+    done: bool,
+    /// A connection-level failure met while reading; the worker closes.
+    pub(crate) fault: Option<Fault>,
+}
+
+impl<'a> Body<'a> {
+    pub(crate) fn new(
+        io: &'a dyn Transport,
+        rbuf: &'a mut ReadBuf,
+        cfg: &'a Config,
+        active: Active,
+        aborted: &'a Cell<bool>,
+    ) -> Body<'a> {
+        Body {
+            io,
+            rbuf,
+            cfg,
+            active,
+            aborted,
+            left: 0,
+            pad: 0,
+            done: false,
+            fault: None,
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Drops what remains of a partly read STDIN record, so that the
+    /// buffer starts at a record boundary again.
+    pub(crate) fn skip_rest_of_record(&mut self) {
+        self.rbuf.consume(self.left + self.pad);
+        self.left = 0;
+        self.pad = 0;
+    }
+
+    fn fail(&mut self, fault: Fault) -> io::Error {
+        let err = match &fault {
+            Fault::Io(e) => io::Error::new(e.kind(), e.to_string()),
+            Fault::Protocol(msg) => io::Error::new(io::ErrorKind::InvalidData, msg.clone()),
+        };
+        self.fault = Some(fault);
+        err
+    }
+
+    /// Handles records until STDIN content is at the front of the buffer,
+    /// the body has ended, or something failed.
+    fn advance(&mut self) -> Result<(), Fault> {
+        while self.left == 0 && !self.done && !self.aborted.get() {
+            let Some((rec, used)) = protocol::decode_record(self.rbuf.data())? else {
+                if self.rbuf.fill(self.io, false)? == 0 {
+                    return Err(Fault::Protocol(
+                        "connection closed before the end of the request body".into(),
+                    ));
+                }
+                continue;
+            };
+            let h = rec.header;
+            match connection::classify(&h, Some(&self.active)) {
+                Kind::Ours if h.record_type == record_type::STDIN => {
+                    if rec.content.is_empty() {
+                        self.done = true;
+                    } else {
+                        self.rbuf.consume(HEADER_LEN);
+                        self.left = h.content_len as usize;
+                        self.pad = h.padding_len as usize;
+                        return Ok(());
+                    }
+                }
+                Kind::Ours if h.record_type == record_type::ABORT_REQUEST => self.aborted.set(true),
+                Kind::Management => connection::management(self.io, &h, rec.content, self.cfg)?,
+                Kind::Concurrent => {
+                    connection::refuse(self.io, h.request_id, ProtocolStatus::CantMpxConn)?
+                }
+                Kind::Invalid => {
+                    return Err(Fault::Protocol(format!(
+                        "record type {} (sent only by applications) from the web server",
+                        h.record_type
+                    )));
+                }
+                Kind::Ours | Kind::Begin | Kind::Ignore => {}
+            }
+            self.rbuf.consume(used);
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(f) = &self.fault {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, format!("{f:?}")));
+        }
+        if let Err(f) = self.advance() {
+            return Err(self.fail(f));
+        }
+        if self.aborted.get() {
+            return Err(aborted_error());
+        }
+        let n = self.left.min(buf.len());
+        buf[..n].copy_from_slice(&self.rbuf.data()[..n]);
+        self.rbuf.consume(n);
+        self.left -= n;
+        if self.left == 0 {
+            self.rbuf.consume(self.pad);
+            self.pad = 0;
+        }
+        Ok(n)
+    }
+}
+
+pub(crate) fn aborted_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "request aborted by the web server",
+    )
+}

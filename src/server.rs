@@ -1,0 +1,381 @@
+//! The builder, `run()`, the accept loop and shutdown.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender, bounded};
+
+use crate::connection::Config;
+use crate::listener::{self, Listener};
+use crate::pool::{self, Conn, Parker, Shared, log};
+use crate::protocol::Role;
+use crate::request::Request;
+use crate::response::Response;
+use crate::sys::{self, EventFd};
+
+/// A FastCGI application server: a handler, and how to serve it.
+///
+/// Build it with [`Server::new`], adjust it with the setters, and call
+/// [`run`](Server::run), which blocks until the server shuts down.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::io::Write;
+///
+/// fn main() -> std::io::Result<()> {
+///     fcgi_server::Server::new(|req, res| {
+///         res.header("Content-Type", "text/plain");
+///         write!(res, "Hello from {}\n", req.script_name())
+///     })
+///     .bind("/run/hello/fcgi.sock")
+///     .workers(8)
+///     .run()
+/// }
+/// ```
+pub struct Server<H> {
+    handler: H,
+    cfg: Config,
+    bind: Option<String>,
+    listener: Option<OwnedFd>,
+    socket_mode: u32,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    idle_timeout: Duration,
+    grace: Duration,
+    shutdown: ShutdownHandle,
+}
+
+/// The number of workers unless [`Server::workers`] says otherwise: four
+/// per CPU, at least 4 and at most 64.
+pub fn default_workers() -> usize {
+    thread::available_parallelism()
+        .map_or(8, |n| n.get() * 4)
+        .clamp(4, 64)
+}
+
+impl<H> Server<H>
+where
+    H: Fn(&mut Request<'_>, &mut Response<'_>) -> io::Result<()> + Send + Sync + 'static,
+{
+    /// A server that calls `handler` for every request.
+    ///
+    /// The handler runs on one of the worker threads; an error it returns,
+    /// or a panic, becomes a 500 response (if no output was sent yet) and
+    /// a message on the request's error stream, and costs nothing more.
+    pub fn new(handler: H) -> Server<H> {
+        Server {
+            handler,
+            cfg: Config {
+                workers: default_workers(),
+                roles: [true, false, false],
+                max_params_bytes: 1 << 20,
+                debug: false,
+            },
+            bind: None,
+            listener: None,
+            socket_mode: 0o660,
+            read_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: Duration::from_secs(120),
+            grace: Duration::from_secs(3),
+            shutdown: ShutdownHandle::new(),
+        }
+    }
+
+    /// Listens on `addr` instead of the socket inherited on fd 0: a unix
+    /// socket path (`/run/app/fcgi.sock`, also `unix:/run/...`) or a TCP
+    /// `HOST:PORT` (`127.0.0.1:9000`, `[::1]:9000`).
+    ///
+    /// A stale unix socket file left by an earlier run is replaced; a
+    /// socket that another process still listens on is not (`run` fails
+    /// with `AddrInUse`), nor is a file that is not a socket. The socket
+    /// file is removed when `run` returns.
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = Some(addr.into());
+        self
+    }
+
+    /// Serves on a listening socket the caller already has (a
+    /// `std::os::unix::net::UnixListener` or `std::net::TcpListener`, for
+    /// instance), instead of binding or using fd 0.
+    pub fn listener(mut self, listener: impl Into<OwnedFd>) -> Self {
+        self.listener = Some(listener.into());
+        self
+    }
+
+    /// The file mode of a unix socket made by [`bind`](Server::bind).
+    /// Default `0o660`: the owner and its group may connect, nobody else.
+    /// Put the web server's user in that group, or ask for `0o666`.
+    pub fn socket_mode(mut self, mode: u32) -> Self {
+        self.socket_mode = mode;
+        self
+    }
+
+    /// How many worker threads serve requests (at least 1). See
+    /// [`default_workers`] for the default. Idle keep-alive connections do
+    /// not occupy a worker.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.cfg.workers = n.max(1);
+        self
+    }
+
+    /// The most bytes of params (the CGI environment) one request may
+    /// send, and so the longest name or value. Default 1 MiB. A request
+    /// over the limit closes its connection.
+    pub fn max_params_bytes(mut self, n: usize) -> Self {
+        self.cfg.max_params_bytes = n.clamp(1, u32::MAX as usize);
+        self
+    }
+
+    /// Which roles the application plays; others are refused with
+    /// `FCGI_UNKNOWN_ROLE`. Default: responder only. (For a filter, the
+    /// `FCGI_DATA` stream is not offered to the handler.)
+    pub fn roles(mut self, roles: &[Role]) -> Self {
+        self.cfg.roles = [false; 3];
+        for r in roles {
+            self.cfg.roles[r.to_u16() as usize - 1] = true;
+        }
+        self
+    }
+
+    /// Puts the handler's error text into the body of 500 responses, not
+    /// only on the error stream. For development; default off.
+    pub fn debug(mut self, on: bool) -> Self {
+        self.cfg.debug = on;
+        self
+    }
+
+    /// How long a read from the web server may wait, once a request has
+    /// begun, before the connection is given up. Default 60 s; `None`
+    /// waits forever.
+    pub fn read_timeout(mut self, d: Option<Duration>) -> Self {
+        self.read_timeout = d;
+        self
+    }
+
+    /// How long a write to the web server may wait before the connection
+    /// is given up. Default 60 s; `None` waits forever.
+    pub fn write_timeout(mut self, d: Option<Duration>) -> Self {
+        self.write_timeout = d;
+        self
+    }
+
+    /// How long a kept-open connection may sit idle before it is closed.
+    /// Default 120 s.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// How long shutdown waits for requests in flight. Default 3 s, below
+    /// the few seconds that spawning web servers wait before SIGKILL.
+    pub fn grace_period(mut self, d: Duration) -> Self {
+        self.grace = d;
+        self
+    }
+
+    /// A handle that shuts the server down from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    fn open_listener(&mut self) -> io::Result<Listener> {
+        if let Some(fd) = self.listener.take() {
+            return Ok(Listener::from_fd(fd));
+        }
+        if let Some(addr) = &self.bind {
+            return listener::bind(addr, self.socket_mode);
+        }
+        listener::inherited()?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no listening socket: file descriptor 0 is not a socket. Start this program \
+                 from the web server (lighttpd bin-path, Apache mod_fcgid) or spawn-fcgi, \
+                 or give it an address to bind",
+            )
+        })
+    }
+
+    /// Serves until shut down: by a [`ShutdownHandle`].
+    ///
+    /// The listening socket is, in this order: the one given to
+    /// [`listener`](Server::listener), the address given to
+    /// [`bind`](Server::bind), or the listening socket inherited on file
+    /// descriptor 0. Errors in setting up name what failed.
+    ///
+    /// On shutdown the server stops accepting, closes idle connections,
+    /// lets requests in flight finish within the grace period, and returns.
+    pub fn run(mut self) -> io::Result<()> {
+        sys::ignore_sigpipe();
+        let listener = self.open_listener()?;
+        let stop = self.shutdown.arm()?;
+        let shared = Arc::new(Shared {
+            cfg: self.cfg.clone(),
+            handler: Box::new(self.handler),
+            stopping: AtomicBool::new(false),
+            parker: Parker::new(&stop, self.idle_timeout)?,
+        });
+        let (jobs_tx, jobs_rx) = bounded::<Conn>(shared.cfg.workers);
+        let (done_tx, done_rx) = bounded::<()>(0);
+        pool::spawn_workers(shared.cfg.workers, &shared, &jobs_rx, &done_tx)?;
+        drop((jobs_rx, done_tx));
+        let parker = {
+            let (shared, jobs) = (Arc::clone(&shared), jobs_tx.clone());
+            thread::Builder::new()
+                .name("fcgi-parker".into())
+                .spawn(move || shared.parker.run(&jobs))?
+        };
+        let timeouts = (self.read_timeout, self.write_timeout);
+        accept_loop(&listener, &stop, &jobs_tx, timeouts);
+        shared.stopping.store(true, Ordering::Relaxed);
+        drop((listener, jobs_tx));
+        let _ = parker.join();
+        wait_for_workers(&done_rx, self.grace);
+        Ok(())
+    }
+}
+
+/// Accepts connections until `stop` fires.
+fn accept_loop(
+    listener: &Listener,
+    stop: &EventFd,
+    jobs: &Sender<Conn>,
+    (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        match sys::poll_readable(&[listener.as_fd(), stop.as_fd()], None) {
+            Ok([_, true]) => return,
+            Ok(_) => {}
+            Err(e) => {
+                backoff.fail(&format!("waiting for connections failed: {e}"));
+                continue;
+            }
+        }
+        let sock = match sys::accept(listener.as_fd()) {
+            Ok(sock) => sock,
+            Err(e) if transient(&e) => continue,
+            Err(e) => {
+                backoff.fail(&format!("accepting a connection failed: {e}"));
+                continue;
+            }
+        };
+        backoff.reset();
+        if let Err(e) = sock.set_timeouts(read_timeout, write_timeout) {
+            log(&format!("cannot set socket timeouts: {e}"));
+        }
+        let mut conn = Conn::new(sock);
+        loop {
+            match jobs.send_timeout(conn, Duration::from_millis(100)) {
+                Ok(()) => break,
+                Err(SendTimeoutError::Timeout(c)) if !stop.is_notified() => conn = c,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Errors of one connection attempt, not of the listener.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
+    )
+}
+
+/// Sleeps after a failure of the listener (out of descriptors, say),
+/// longer each time, and logs only the first of a run of failures.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn fail(&mut self, msg: &str) {
+        if self.failures == 0 {
+            log(&format!("{msg}; retrying"));
+        }
+        self.failures += 1;
+        thread::sleep(Duration::from_millis(10 << self.failures.min(6)));
+    }
+
+    fn reset(&mut self) {
+        if self.failures > 0 {
+            log("accepting connections again");
+        }
+        self.failures = 0;
+    }
+}
+
+fn wait_for_workers(done: &crossbeam_channel::Receiver<()>, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    match done.recv_deadline(deadline) {
+        Err(RecvTimeoutError::Disconnected) | Ok(()) => {}
+        Err(RecvTimeoutError::Timeout) => log(&format!(
+            "requests still running after the grace period of {grace:?}; returning without them"
+        )),
+    }
+}
+
+/// Shuts a running [`Server`] down from any thread; see
+/// [`Server::shutdown_handle`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::io::Write;
+///
+/// let server = fcgi_server::Server::new(|_req, res| res.write_all(b"hi\n"))
+///     .bind("127.0.0.1:9000");
+/// let handle = server.shutdown_handle();
+/// let running = std::thread::spawn(move || server.run());
+/// // ... later:
+/// handle.shutdown();
+/// running.join().unwrap().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Debug)]
+struct ShutdownInner {
+    requested: AtomicBool,
+    event: Mutex<Option<Arc<EventFd>>>,
+}
+
+impl ShutdownHandle {
+    fn new() -> ShutdownHandle {
+        ShutdownHandle {
+            inner: Arc::new(ShutdownInner {
+                requested: AtomicBool::new(false),
+                event: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Stops accepting, closes idle connections, lets requests in flight
+    /// finish within the grace period; then `run` returns. Calling it
+    /// before `run` makes `run` return at once; calling it again does nothing.
+    pub fn shutdown(&self) {
+        self.inner.requested.store(true, Ordering::SeqCst);
+        if let Some(ev) = &*self.inner.event.lock().unwrap_or_else(|e| e.into_inner()) {
+            ev.notify();
+        }
+    }
+
+    /// The eventfd that `run` waits on, made now.
+    fn arm(&self) -> io::Result<Arc<EventFd>> {
+        let ev = Arc::new(EventFd::new()?);
+        *self.inner.event.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&ev));
+        if self.inner.requested.load(Ordering::SeqCst) {
+            ev.notify();
+        }
+        Ok(ev)
+    }
+}

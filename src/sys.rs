@@ -1,0 +1,386 @@
+//! Every call into libc, each behind a small safe function.
+//!
+//! The rest of the crate is safe code. Functions here return `io::Result`,
+//! retry on `EINTR` where a retry is the right answer, and own their file
+//! descriptors through `OwnedFd` so that nothing leaks on an early return.
+
+use std::ffi::CString;
+use std::io::{self, IoSlice};
+use std::mem;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Turns the `-1` convention of libc into an `io::Error`.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Takes ownership of a descriptor that a system call just returned, or
+/// turns its `-1` into the error.
+fn owned(ret: libc::c_int) -> io::Result<OwnedFd> {
+    let fd = cvt(ret)?;
+    // SAFETY: `fd` is a new descriptor from a successful call; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Runs `f` again while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A receive timeout (`SO_RCVTIMEO`) shows up as `EAGAIN`; name it for what it is.
+fn timed_out(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, "timed out")
+    } else {
+        e
+    }
+}
+
+/// A connected stream socket, unix or TCP, in blocking mode.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    fd: OwnedFd,
+}
+
+impl Socket {
+    pub(crate) fn from_fd(fd: OwnedFd) -> Socket {
+        Socket { fd }
+    }
+
+    /// Reads, blocking up to the receive timeout.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(|| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            cvt_size(n)
+        })
+        .map_err(timed_out)
+    }
+
+    /// Reads what is there without blocking; `WouldBlock` when nothing is.
+    pub(crate) fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        retry(|| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            cvt_size(n)
+        })
+    }
+
+    /// Writes from several buffers at once, blocking up to the send timeout.
+    /// `MSG_NOSIGNAL` semantics come from SIGPIPE being ignored process-wide.
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+        retry(|| {
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on unix, `count`
+            // does not exceed `bufs.len()`, and the fd is open.
+            let n = unsafe { libc::writev(self.fd.as_raw_fd(), bufs.as_ptr().cast(), count) };
+            cvt_size(n)
+        })
+        .map_err(timed_out)
+    }
+
+    /// Shuts down the sending side: the peer reads end-of-file.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        // SAFETY: plain call on an open fd.
+        cvt(unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) }).map(drop)
+    }
+
+    /// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO`; `None` means wait forever.
+    pub(crate) fn set_timeouts(
+        &self,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> io::Result<()> {
+        set_timeval(self.fd.as_fd(), libc::SO_RCVTIMEO, read)?;
+        set_timeval(self.fd.as_fd(), libc::SO_SNDTIMEO, write)
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn set_timeval(fd: BorrowedFd<'_>, opt: libc::c_int, d: Option<Duration>) -> io::Result<()> {
+    let tv = match d {
+        // A zero timeval means "no timeout"; round a tiny duration up instead.
+        Some(d) => libc::timeval {
+            tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_usec: d.subsec_micros().max(u32::from(d.is_zero())) as libc::suseconds_t,
+        },
+        None => libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+    };
+    setsockopt(fd, libc::SOL_SOCKET, opt, &tv)
+}
+
+fn setsockopt<T>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
+    // SAFETY: `val` points to a live `T` of the size passed.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (val as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    cvt(ret).map(drop)
+}
+
+/// Ignores SIGPIPE for the whole process, so that writing to a peer that
+/// went away is an `EPIPE` error, not death.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// Accepts one connection; the new socket is blocking and close-on-exec.
+pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<Socket> {
+    retry(|| {
+        // SAFETY: null address pointers are allowed; the fd is open.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        owned(fd).map(Socket::from_fd)
+    })
+}
+
+/// The address family of a socket (`AF_UNIX`, `AF_INET`, `AF_INET6`).
+pub(crate) fn socket_family(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of_val(&addr) as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes and describe each other.
+    cvt(unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len) })?;
+    Ok(libc::c_int::from(addr.ss_family))
+}
+
+/// Whether `fd` is a listening socket: a socket with no peer. The FastCGI
+/// spec's own test: `getpeername` fails with `ENOTCONN`.
+pub(crate) fn is_listening_socket(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of_val(&addr) as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes and describe each other.
+    let ret = unsafe { libc::getpeername(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len) };
+    ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
+}
+
+/// Starts listening with the given backlog (again, to raise a smaller one).
+pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    // SAFETY: plain call on an open fd.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) }).map(drop)
+}
+
+/// A new unix stream socket bound at `path`, its mode set before it
+/// listens, so that no connection gets in under a looser mode.
+pub(crate) fn bind_unix(path: &Path, mode: u32, backlog: i32) -> io::Result<OwnedFd> {
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "path is {} bytes, longer than a unix socket allows ({})",
+                bytes.len(),
+                addr.sun_path.len() - 1
+            ),
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: plain call with constant arguments.
+    let fd =
+        owned(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let len = mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` is a fully initialised sockaddr_un of length `len`.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+    let cpath = CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: `cpath` is a valid NUL-terminated string.
+    cvt(unsafe { libc::chmod(cpath.as_ptr(), mode as libc::mode_t) })?;
+    listen(fd.as_fd(), backlog)?;
+    Ok(fd)
+}
+
+/// An eventfd: a counter that wakes pollers. Writing to it is
+/// async-signal-safe, so a signal handler may call [`notify_raw`].
+#[derive(Debug)]
+pub(crate) struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    pub(crate) fn new() -> io::Result<EventFd> {
+        // SAFETY: plain call with constant flags.
+        let fd = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        Ok(EventFd { fd })
+    }
+
+    /// Makes the eventfd readable, for good: nobody drains it.
+    pub(crate) fn notify(&self) {
+        notify_raw(self.fd.as_raw_fd());
+    }
+
+    pub(crate) fn is_notified(&self) -> bool {
+        poll_readable(&[self.fd.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Adds one to an eventfd by its number; async-signal-safe.
+pub(crate) fn notify_raw(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64; a failure (counter full) still
+    // leaves the eventfd readable, which is all we want.
+    unsafe { libc::write(fd, (&raw const one).cast(), 8) };
+}
+
+/// Waits until one of `fds` is readable (or hung up), or the timeout passes.
+/// Returns, for each fd, whether it is ready. At most 2 fds.
+pub(crate) fn poll_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<[bool; 2]> {
+    assert!(fds.len() <= 2);
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; 2];
+    for (p, fd) in pfds.iter_mut().zip(fds) {
+        p.fd = fd.as_raw_fd();
+        p.events = libc::POLLIN;
+    }
+    let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as libc::c_int);
+    // SAFETY: `pfds` holds `fds.len()` initialised pollfd entries.
+    retry(|| cvt(unsafe { libc::poll(pfds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }))?;
+    Ok([pfds[0].revents != 0, pfds[1].revents != 0])
+}
+
+/// An epoll instance, used one-shot: a ready fd is reported once, then must
+/// be re-armed.
+#[derive(Debug)]
+pub(crate) struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    pub(crate) fn new() -> io::Result<Epoll> {
+        // SAFETY: plain call with constant flags.
+        let fd = owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        Ok(Epoll { fd })
+    }
+
+    /// Watches `fd` for readability once, reporting `token`. `first` says
+    /// whether `fd` is new to this epoll (add) or was armed before (modify).
+    pub(crate) fn arm(&self, fd: RawFd, token: u64, first: bool) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
+            u64: token,
+        };
+        let op = if first {
+            libc::EPOLL_CTL_ADD
+        } else {
+            libc::EPOLL_CTL_MOD
+        };
+        // SAFETY: `ev` is a valid epoll_event; the fds are open.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+    }
+
+    /// Watches `fd` for readability for good (level-triggered).
+    pub(crate) fn watch(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid epoll_event; the fds are open.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
+            .map(drop)
+    }
+
+    /// Waits for events; returns the tokens of the ready fds in `tokens`.
+    pub(crate) fn wait(&self, tokens: &mut Vec<u64>, timeout: Option<Duration>) -> io::Result<()> {
+        const MAX: usize = 256;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+        let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as libc::c_int);
+        let n = retry(|| {
+            // SAFETY: `events` has room for MAX entries.
+            cvt(unsafe {
+                libc::epoll_wait(
+                    self.fd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    MAX as libc::c_int,
+                    ms,
+                )
+            })
+        })?;
+        tokens.clear();
+        tokens.extend(events[..n as usize].iter().map(|e| e.u64));
+        Ok(())
+    }
+}
+
+/// A duplicate of fd `fd` that we own (close-on-exec).
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    fd.try_clone_to_owned()
+}
+
+/// Borrows a raw fd that the process was started with, such as fd 0.
+pub(crate) fn inherited_fd(fd: RawFd) -> Option<BorrowedFd<'static>> {
+    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table.
+    let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
+    // SAFETY: the fd is open, and the inherited descriptors it is used for
+    // (0 and the systemd ones) stay open for the life of the process: the
+    // crate never closes them.
+    open.then(|| unsafe { BorrowedFd::borrow_raw(fd) })
+}
