@@ -92,6 +92,12 @@ impl ReadBuf {
         &self.buf[self.start..self.end]
     }
 
+    /// Forgets everything held: the next connection starts clean.
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
     pub(crate) fn consume(&mut self, n: usize) {
         self.start += n;
         debug_assert!(self.start <= self.end);
@@ -201,6 +207,8 @@ pub(crate) fn serve(
     handler: &Handler,
     stopping: &dyn Fn() -> bool,
 ) -> Result<Outcome, Fault> {
+    // A connection never inherits bytes that another one left behind.
+    bufs.rbuf.clear();
     loop {
         let active = match gather(io, bufs, cfg)? {
             Gathered::Request(active) => active,
@@ -241,9 +249,10 @@ fn gather(io: &dyn Transport, bufs: &mut Buffers, cfg: &Config) -> Result<Gather
             match bufs.rbuf.fill(io, idle) {
                 Ok(0) if idle => return Ok(Gathered::Close),
                 Ok(0) => {
-                    return Err(Fault::Protocol(
-                        "connection closed in the middle of a request".into(),
-                    ));
+                    return Err(Fault::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the web server closed the connection in the middle of a record",
+                    )));
                 }
                 Ok(_) => continue,
                 Err(e) if idle && e.kind() == io::ErrorKind::WouldBlock => {
@@ -442,13 +451,14 @@ fn run_request(
         Err(panic) => Some(format!("handler panicked: {}", panic_message(&*panic))),
     };
     let fault = body.fault.take();
-    let clean = res.end(failure.as_deref(), cfg.debug)? && fault.is_none();
+    let ended = res.end(failure.as_deref(), cfg.debug);
     body.skip_rest_of_record();
+    // A failure to read the request explains a failure to answer it.
     if let Some(f) = fault {
         return Err(f);
     }
     Ok(Ended {
-        clean,
+        clean: ended?,
         stdin_done: body.is_done(),
     })
 }

@@ -96,8 +96,12 @@ pub(crate) fn log(msg: &str) {
     let _ = writeln!(io::stderr().lock(), "fcgi-server: {msg}");
 }
 
+/// Logs why a connection was closed, unless the peer just went away
+/// (nginx closes its upstream connection when a client aborts: routine).
 fn log_fault(fault: &Fault) {
+    use io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
     match fault {
+        Fault::Io(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof) => {}
         Fault::Io(e) => log(&format!("closing connection: {e}")),
         Fault::Protocol(msg) => log(&format!("closing connection: protocol error: {msg}")),
     }

@@ -262,9 +262,10 @@ impl<'a> Body<'a> {
         while self.left == 0 && !self.done && !self.aborted.get() {
             let Some((rec, used)) = protocol::decode_record(self.rbuf.data())? else {
                 if self.rbuf.fill(self.io, false)? == 0 {
-                    return Err(Fault::Protocol(
-                        "connection closed before the end of the request body".into(),
-                    ));
+                    return Err(Fault::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the web server closed the connection before the end of the request",
+                    )));
                 }
                 continue;
             };
