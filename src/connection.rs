@@ -472,3 +472,161 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         "(a non-string panic payload)"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{BeginRequest, encode_pair};
+    use std::cell::RefCell;
+    use std::io::{Read, Write};
+
+    /// Input delivered `chunk` bytes at a time; output collected.
+    struct Mem {
+        input: Vec<u8>,
+        pos: Cell<usize>,
+        chunk: usize,
+        out: RefCell<Vec<u8>>,
+    }
+
+    impl Transport for Mem {
+        fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            let rest = &self.input[self.pos.get()..];
+            let n = rest.len().min(buf.len()).min(self.chunk);
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.pos.set(self.pos.get() + n);
+            Ok(n)
+        }
+        fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+            self.read(buf)
+        }
+        fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut out = self.out.borrow_mut();
+            bufs.iter().for_each(|b| out.extend_from_slice(b));
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+    }
+
+    fn rec(out: &mut Vec<u8>, t: u8, id: u16, content: &[u8], pad: u8) {
+        let mut h = Header::new(t, id, content.len() as u16);
+        h.padding_len = pad;
+        out.extend_from_slice(&h.encode());
+        out.extend_from_slice(content);
+        out.extend(std::iter::repeat_n(0, pad as usize));
+    }
+
+    fn begin(out: &mut Vec<u8>, id: u16) {
+        let b = BeginRequest { role: 1, flags: 1 };
+        rec(out, record_type::BEGIN_REQUEST, id, &b.encode(), 3);
+    }
+
+    /// A session of several keep-conn requests, exercising what arrives
+    /// between and inside them.
+    fn script() -> Vec<u8> {
+        use record_type::*;
+        let mut s = Vec::new();
+        let mut params = Vec::new();
+        encode_pair(&mut params, b"REQUEST_METHOD", b"POST");
+        encode_pair(&mut params, b"LONG", &[b'x'; 300]);
+        rec(&mut s, GET_VALUES, 0, b"\x0f\x00FCGI_MPXS_CONNS", 1);
+        begin(&mut s, 1);
+        rec(&mut s, PARAMS, 1, &params[..7], 0);
+        rec(&mut s, PARAMS, 1, &params[7..], 5);
+        rec(&mut s, PARAMS, 1, b"", 0);
+        rec(&mut s, STDIN, 1, b"hello ", 2);
+        begin(&mut s, 2);
+        rec(&mut s, 99, 0, b"", 0);
+        rec(&mut s, STDIN, 1, b"world", 0);
+        rec(&mut s, STDIN, 1, b"", 7);
+        begin(&mut s, 1);
+        rec(&mut s, PARAMS, 1, &params, 0);
+        rec(&mut s, PARAMS, 1, b"", 0);
+        rec(&mut s, STDIN, 1, &[b'z'; 70_000][..65535], 255);
+        rec(&mut s, STDIN, 1, &[b'z'; 4465], 0);
+        rec(&mut s, STDIN, 1, b"", 0);
+        begin(&mut s, 3);
+        rec(&mut s, PARAMS, 3, &params, 0);
+        rec(&mut s, PARAMS, 3, b"", 0);
+        rec(&mut s, STDIN, 3, b"cut", 0);
+        rec(&mut s, ABORT_REQUEST, 3, b"", 0);
+        s
+    }
+
+    fn handler(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
+        let mut body = Vec::new();
+        let read = req.read_to_end(&mut body);
+        res.header("X-Id", &req.id().to_string());
+        write!(res, "{} {} {:?} ", req.method(), body.len(), read.is_ok())?;
+        res.write_all(&body[..body.len().min(20)])
+    }
+
+    fn run(input: &[u8], chunk: usize) -> (Vec<u8>, Outcome) {
+        let io = Mem {
+            input: input.to_vec(),
+            pos: Cell::new(0),
+            chunk,
+            out: RefCell::new(Vec::new()),
+        };
+        let cfg = Config {
+            workers: 4,
+            roles: [true, false, false],
+            max_params_bytes: 4096,
+            debug: false,
+        };
+        let mut bufs = Buffers::new();
+        let outcome = serve(&io, &mut bufs, &cfg, &handler, &|| false).unwrap();
+        (io.out.into_inner(), outcome)
+    }
+
+    #[test]
+    fn every_split_of_the_input_gives_the_unsplit_output() {
+        let input = script();
+        let (whole, outcome) = run(&input, usize::MAX);
+        assert_eq!(outcome, Outcome::Close { drain: false });
+        let text = String::from_utf8_lossy(&whole);
+        assert!(text.contains("FCGI_MPXS_CONNS0"), "{text}");
+        assert!(text.contains("POST 11 true hello world"), "{text}");
+        assert!(text.contains("POST 70000 true zzzz"), "{text}");
+        assert!(
+            !text.contains("POST 3"),
+            "the aborted request wrote nothing: {text}"
+        );
+        let mut chunks: Vec<usize> = (1..=300).collect();
+        chunks.extend([511, 4096, 65_536, 65_544, 70_000]);
+        for chunk in chunks {
+            let (out, outcome) = run(&input, chunk);
+            assert!(out == whole, "chunk size {chunk} changed the output");
+            assert_eq!(
+                outcome,
+                Outcome::Close { drain: false },
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn classify_cases() {
+        use record_type::*;
+        let active = Active {
+            id: 1,
+            role: Role::Responder,
+            keep_conn: true,
+        };
+        let h = |t, id| Header::new(t, id, 0);
+        let cases = [
+            (h(GET_VALUES, 0), None, Kind::Management),
+            (h(BEGIN_REQUEST, 0), None, Kind::Management),
+            (h(BEGIN_REQUEST, 1), None, Kind::Begin),
+            (h(BEGIN_REQUEST, 2), Some(active), Kind::Concurrent),
+            (h(STDIN, 1), Some(active), Kind::Ours),
+            (h(STDIN, 2), Some(active), Kind::Ignore),
+            (h(STDIN, 1), None, Kind::Ignore),
+            (h(ABORT_REQUEST, 1), Some(active), Kind::Ours),
+            (h(STDOUT, 1), Some(active), Kind::Invalid),
+            (h(END_REQUEST, 5), None, Kind::Invalid),
+            (h(200, 1), Some(active), Kind::Ignore),
+        ];
+        for (header, act, want) in cases {
+            assert_eq!(classify(&header, act.as_ref()), want, "{header:?} {act:?}");
+        }
+    }
+}
