@@ -1,0 +1,77 @@
+//! Steady state costs no heap allocation per request: the worker's
+//! buffers, the parker and the channel are all reused.
+//!
+//! A counting global allocator sees every allocation in this process; the
+//! client side of the loop below allocates nothing itself, so what is
+//! counted is the server's doing.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::*;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Sends `req` and reads exactly `len` bytes of reply into `buf`.
+fn round_trip(raw: &mut Raw, req: &[u8], buf: &mut [u8]) {
+    raw.stream.write_all(req).unwrap();
+    raw.stream.read_exact(buf).unwrap();
+}
+
+#[test]
+fn keep_conn_requests_allocate_nothing_in_steady_state() {
+    let srv = TestServer::start(
+        |req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>| {
+            res.header("Content-Type", "text/plain");
+            let _ = req.param("SCRIPT_NAME");
+            res.write_all(b"Hello, World!\n")
+        },
+        |s| s,
+    );
+    let params: Vec<(&str, String)> = (0..25)
+        .map(|i| ("HTTP_X_HEADER_NAME", format!("value number {i}")))
+        .chain([("SCRIPT_NAME", "/app".to_owned())])
+        .collect();
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let req = request(1, true, &params, b"");
+    let mut raw = srv.connect();
+    raw.send(&req).unwrap();
+    let first = raw.read_reply(1);
+    let len: usize = first.records.iter().map(|r| r.header.record_len()).sum();
+    let mut buf = vec![0u8; len];
+    for _ in 0..200 {
+        round_trip(&mut raw, &req, &mut buf);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        round_trip(&mut raw, &req, &mut buf);
+    }
+    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(buf.ends_with(&[1, 3, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(during, 0, "{during} allocations in 1000 keep-conn requests");
+}
