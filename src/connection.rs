@@ -58,7 +58,27 @@ pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) roles: [bool; 3],
     pub(crate) max_params_bytes: usize,
+    pub(crate) root_mount: bool,
     pub(crate) debug: bool,
+}
+
+/// What the connection loop asks of the server around it.
+pub(crate) trait Control {
+    /// Whether the server is shutting down: a kept-open connection is then
+    /// closed after its current request.
+    fn stopping(&self) -> bool;
+    /// Called once a request has been answered.
+    fn request_done(&self);
+}
+
+/// No server around: never stopping, nothing counted.
+pub(crate) struct NoControl;
+
+impl Control for NoControl {
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn request_done(&self) {}
 }
 
 impl Config {
@@ -197,32 +217,34 @@ pub(crate) struct Active {
 
 /// Serves requests on one connection until it should be parked or closed.
 ///
-/// `stopping` is checked between requests: once it is true, a keep-conn
-/// connection is closed after its current request instead of waiting for
-/// the next one.
+/// `ctl.stopping()` is checked between requests: once it is true, a
+/// keep-conn connection is closed after its current request instead of
+/// waiting for the next one.
 pub(crate) fn serve(
     io: &dyn Transport,
     bufs: &mut Buffers,
     cfg: &Config,
     handler: &Handler,
-    stopping: &dyn Fn() -> bool,
+    ctl: &dyn Control,
 ) -> Result<Outcome, Fault> {
     // A connection never inherits bytes that another one left behind.
     bufs.rbuf.clear();
     loop {
         let active = match gather(io, bufs, cfg)? {
             Gathered::Request(active) => active,
-            Gathered::Idle if !stopping() => return Ok(Outcome::Park),
+            Gathered::Idle if !ctl.stopping() => return Ok(Outcome::Park),
             Gathered::Idle | Gathered::Close => return Ok(Outcome::Close { drain: false }),
         };
-        let ended = run_request(io, bufs, cfg, handler, active)?;
+        let ended = run_request(io, bufs, cfg, handler, active);
+        ctl.request_done();
+        let ended = ended?;
         bufs.trim();
         if !active.keep_conn || !ended.clean {
             return Ok(Outcome::Close {
                 drain: !ended.stdin_done,
             });
         }
-        if stopping() {
+        if ctl.stopping() {
             return Ok(Outcome::Close { drain: false });
         }
     }
@@ -299,6 +321,7 @@ fn gather(io: &dyn Transport, bufs: &mut Buffers, cfg: &Config) -> Result<Gather
         if done {
             let a = active.expect("params end implies active");
             index_params(&bufs.params, &mut bufs.index, cfg.max_params_bytes)?;
+            crate::request::fix_paths(&mut bufs.params, &mut bufs.index, cfg.root_mount);
             return Ok(Gathered::Request(a));
         }
     }
@@ -570,10 +593,11 @@ mod tests {
             workers: 4,
             roles: [true, false, false],
             max_params_bytes: 4096,
+            root_mount: false,
             debug: false,
         };
         let mut bufs = Buffers::new();
-        let outcome = serve(&io, &mut bufs, &cfg, &handler, &|| false).unwrap();
+        let outcome = serve(&io, &mut bufs, &cfg, &handler, &NoControl).unwrap();
         (io.out.into_inner(), outcome)
     }
 

@@ -2,7 +2,7 @@
 //! handed over by the caller, or the one inherited on file descriptor 0.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
@@ -141,8 +141,104 @@ pub(crate) fn inherited() -> io::Result<Option<Listener>> {
     Ok(Some(Listener::from_fd(owned)))
 }
 
+/// The first socket passed by systemd socket activation (`LISTEN_PID` is
+/// this process, `LISTEN_FDS` at least 1), if any. The variables are
+/// removed, so that child processes do not take the sockets for theirs.
+///
+/// Must be called before the crate starts threads (see [`sys::remove_env`]).
+pub(crate) fn systemd() -> io::Result<Option<Listener>> {
+    let pid = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    if pid != Some(std::process::id()) || fds.unwrap_or(0) == 0 {
+        return Ok(None);
+    }
+    // SAFETY: called from `run()` before it starts any thread.
+    unsafe { sys::remove_env(&["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) };
+    const FIRST: i32 = 3;
+    let what = "cannot use the socket passed by systemd on file descriptor 3";
+    let fd = sys::adopt_inherited_fd(FIRST).map_err(|e| named(e, what))?;
+    if !sys::is_listening_socket(fd.as_fd()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what}: it is not a listening socket (use ListenStream= in the .socket unit)"),
+        ));
+    }
+    if fds > Some(1) {
+        crate::pool::log("systemd passed more than one socket; serving the first only");
+    }
+    Ok(Some(Listener::from_fd(fd)))
+}
+
+/// The peers allowed to connect over TCP, from `FCGI_WEB_SERVER_ADDRS`
+/// (comma-separated IPv4/IPv6 addresses), as the FastCGI spec defines it.
+/// Unix-socket peers have no address and are not checked: file permissions
+/// on the socket decide who may connect.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AllowList {
+    addrs: Vec<IpAddr>,
+}
+
+impl AllowList {
+    /// Reads `FCGI_WEB_SERVER_ADDRS`; `None` when unset or empty (everyone may connect).
+    pub(crate) fn from_env() -> io::Result<Option<AllowList>> {
+        match std::env::var("FCGI_WEB_SERVER_ADDRS") {
+            Ok(v) if !v.trim().is_empty() => AllowList::parse(&v).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn parse(list: &str) -> io::Result<AllowList> {
+        let addrs = list
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.parse::<IpAddr>().map(canonical).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("FCGI_WEB_SERVER_ADDRS: {a:?} is not an IP address"),
+                    )
+                })
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(AllowList { addrs })
+    }
+
+    /// Whether a peer at `ip` (`None`: a unix socket) may connect.
+    pub(crate) fn allows(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_none_or(|ip| self.addrs.contains(&canonical(ip)))
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`, what a dual-stack
+/// socket reports) as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn allow_list_cases() {
+        let list = AllowList::parse("127.0.0.1, ::1,10.1.2.3").unwrap();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!(list.allows(ip("127.0.0.1")));
+        assert!(list.allows(ip("::ffff:127.0.0.1")));
+        assert!(list.allows(ip("::1")));
+        assert!(list.allows(None));
+        assert!(!list.allows(ip("127.0.0.2")));
+        assert!(!list.allows(ip("::2")));
+        let err = AllowList::parse("127.0.0.1,localhost").unwrap_err();
+        assert!(err.to_string().contains("\"localhost\""), "{err}");
+    }
+
     use super::*;
 
     #[test]

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use std::{io, thread};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::connection::{self, Buffers, Config, Fault, Handler, Outcome};
+use crate::connection::{self, Buffers, Config, Control, Fault, Handler, Outcome};
 use crate::sys::{Epoll, EventFd, Socket};
 
 /// A connection on its way to a worker.
@@ -42,6 +42,34 @@ pub(crate) struct Shared {
     pub(crate) handler: Box<Handler>,
     pub(crate) stopping: AtomicBool,
     pub(crate) parker: Parker,
+    /// Fires to stop the accept loop and the parker.
+    pub(crate) stop: Arc<EventFd>,
+    pub(crate) served: AtomicU64,
+    pub(crate) max_requests: Option<u64>,
+}
+
+impl Shared {
+    /// Begins shutdown from inside the server.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify();
+    }
+}
+
+impl Control for Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    fn request_done(&self) {
+        let Some(max) = self.max_requests else {
+            return;
+        };
+        if self.served.fetch_add(1, Ordering::Relaxed) + 1 == max {
+            log(&format!("served {max} requests (max_requests); stopping"));
+            self.stop();
+        }
+    }
 }
 
 /// Starts `n` workers on `jobs`. Each holds a clone of `done` until it
@@ -67,16 +95,9 @@ pub(crate) fn spawn_workers(
 
 fn work(shared: &Shared, jobs: &Receiver<Conn>) {
     let mut bufs = Buffers::new();
-    let stopping = || shared.stopping.load(Ordering::Relaxed);
     for conn in jobs {
         let served = catch_unwind(AssertUnwindSafe(|| {
-            connection::serve(
-                &conn.sock,
-                &mut bufs,
-                &shared.cfg,
-                &*shared.handler,
-                &stopping,
-            )
+            connection::serve(&conn.sock, &mut bufs, &shared.cfg, &*shared.handler, shared)
         }));
         match served {
             Ok(Ok(Outcome::Park)) => shared.parker.park(conn),

@@ -327,3 +327,164 @@ pub(crate) fn aborted_error() -> io::Error {
         "request aborted by the web server",
     )
 }
+
+/// The value span of the last pair named `name`.
+fn lookup(params: &[u8], index: &[Span], name: &[u8]) -> Option<(u32, u32)> {
+    let get = |(at, len): (u32, u32)| &params[at as usize..(at + len) as usize];
+    index
+        .iter()
+        .rev()
+        .find(|s| get(s.name) == name)
+        .map(|s| s.value)
+}
+
+/// Points the last pair named `name` at `value`, or adds such a pair.
+fn set(params: &mut Vec<u8>, index: &mut Vec<Span>, name: &[u8], value: (u32, u32)) {
+    let found = {
+        let get = |(at, len): (u32, u32)| &params[at as usize..(at + len) as usize];
+        index.iter_mut().rev().find(|s| get(s.name) == name)
+    };
+    if let Some(span) = found {
+        span.value = value;
+        return;
+    }
+    let at = params.len() as u32;
+    params.extend_from_slice(name);
+    index.push(Span {
+        name: (at, name.len() as u32),
+        value,
+    });
+}
+
+/// Corrects `SCRIPT_NAME` and `PATH_INFO` in place, without allocating
+/// (derived values are spans into the params buffer, which may grow).
+///
+/// - `root_mount`: the application serves the whole site, but the web
+///   server put the request path in `SCRIPT_NAME` (lighttpd at `"/"`): the
+///   path moves to `PATH_INFO` and `SCRIPT_NAME` becomes empty.
+/// - A missing or empty `PATH_INFO` is derived, as flup does, from the path
+///   of `REQUEST_URI` below `SCRIPT_NAME` (not percent-decoded).
+pub(crate) fn fix_paths(params: &mut Vec<u8>, index: &mut Vec<Span>, root_mount: bool) {
+    if root_mount {
+        let script = lookup(params, index, b"SCRIPT_NAME").unwrap_or((0, 0));
+        let path = lookup(params, index, b"PATH_INFO").unwrap_or((0, 0));
+        let at = params.len() as u32;
+        params.extend_from_within(script.0 as usize..(script.0 + script.1) as usize);
+        params.extend_from_within(path.0 as usize..(path.0 + path.1) as usize);
+        set(params, index, b"PATH_INFO", (at, script.1 + path.1));
+        set(params, index, b"SCRIPT_NAME", (at, 0));
+    }
+    if lookup(params, index, b"PATH_INFO").is_some_and(|(_, len)| len > 0) {
+        return;
+    }
+    let Some((uri_at, uri_len)) = lookup(params, index, b"REQUEST_URI") else {
+        return;
+    };
+    let uri = &params[uri_at as usize..(uri_at + uri_len) as usize];
+    let path_len = uri.iter().position(|&b| b == b'?').unwrap_or(uri.len()) as u32;
+    let (script_at, script_len) = lookup(params, index, b"SCRIPT_NAME").unwrap_or((0, 0));
+    let script = &params[script_at as usize..(script_at + script_len) as usize];
+    if script_len <= path_len && uri.starts_with(script) {
+        set(
+            params,
+            index,
+            b"PATH_INFO",
+            (uri_at + script_len, path_len - script_len),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Pairs, encode_pair};
+
+    fn fixed(pairs: &[(&str, &str)], root: bool) -> (Option<String>, Option<String>) {
+        let mut params = Vec::new();
+        for (k, v) in pairs {
+            encode_pair(&mut params, k.as_bytes(), v.as_bytes());
+        }
+        let base = params.as_ptr() as usize;
+        let mut index: Vec<Span> = Pairs::new(&params, 1 << 20)
+            .map(|p| {
+                let (n, v) = p.unwrap();
+                let at = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+                Span {
+                    name: (at(n), n.len() as u32),
+                    value: (at(v), v.len() as u32),
+                }
+            })
+            .collect();
+        fix_paths(&mut params, &mut index, root);
+        let get = |name: &[u8]| {
+            lookup(&params, &index, name).map(|(at, len)| {
+                String::from_utf8(params[at as usize..(at + len) as usize].to_vec()).unwrap()
+            })
+        };
+        (get(b"SCRIPT_NAME"), get(b"PATH_INFO"))
+    }
+
+    #[test]
+    fn path_fix_cases() {
+        let s = |v: &str| Some(v.to_owned());
+        type Paths = (Option<String>, Option<String>);
+        let cases: &[(&[(&str, &str)], bool, Paths)] = &[
+            // Prefix mount, front end sends both: untouched.
+            (
+                &[
+                    ("SCRIPT_NAME", "/app"),
+                    ("PATH_INFO", "/x"),
+                    ("REQUEST_URI", "/app/y"),
+                ],
+                false,
+                (s("/app"), s("/x")),
+            ),
+            // No PATH_INFO: derived from REQUEST_URI, query cut off.
+            (
+                &[("SCRIPT_NAME", "/app"), ("REQUEST_URI", "/app/a/b?q=1")],
+                false,
+                (s("/app"), s("/a/b")),
+            ),
+            // Empty PATH_INFO: derived too.
+            (
+                &[
+                    ("SCRIPT_NAME", "/app"),
+                    ("PATH_INFO", ""),
+                    ("REQUEST_URI", "/app/z"),
+                ],
+                false,
+                (s("/app"), s("/z")),
+            ),
+            // SCRIPT_NAME not a prefix of the path: left alone.
+            (
+                &[("SCRIPT_NAME", "/other"), ("REQUEST_URI", "/app/z")],
+                false,
+                (s("/other"), None),
+            ),
+            // lighttpd at root: the path is in SCRIPT_NAME.
+            (
+                &[
+                    ("SCRIPT_NAME", "/a/b"),
+                    ("PATH_INFO", ""),
+                    ("REQUEST_URI", "/a/b?x"),
+                ],
+                true,
+                (s(""), s("/a/b")),
+            ),
+            (
+                &[("SCRIPT_NAME", "/a"), ("PATH_INFO", "/b")],
+                true,
+                (s(""), s("/a/b")),
+            ),
+            // Already right (fix-root-scriptname): unchanged.
+            (
+                &[("SCRIPT_NAME", ""), ("PATH_INFO", "/a/b")],
+                true,
+                (s(""), s("/a/b")),
+            ),
+        ];
+        for (pairs, root, want) in cases {
+            assert_eq!(&fixed(pairs, *root), want, "{pairs:?} root={root}");
+        }
+    }
+}

@@ -2,15 +2,16 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender, bounded};
 
-use crate::connection::Config;
-use crate::listener::{self, Listener};
+use crate::cgi::{self, Cgi};
+use crate::connection::{self, Buffers, Config, Fault, NoControl};
+use crate::listener::{self, AllowList, Listener};
 use crate::pool::{self, Conn, Parker, Shared, log};
 use crate::protocol::Role;
 use crate::request::Request;
@@ -47,6 +48,8 @@ pub struct Server<H> {
     write_timeout: Option<Duration>,
     idle_timeout: Duration,
     grace: Duration,
+    handle_signals: bool,
+    max_requests: Option<u64>,
     shutdown: ShutdownHandle,
 }
 
@@ -74,6 +77,7 @@ where
                 workers: default_workers(),
                 roles: [true, false, false],
                 max_params_bytes: 1 << 20,
+                root_mount: false,
                 debug: false,
             },
             bind: None,
@@ -83,6 +87,8 @@ where
             write_timeout: Some(Duration::from_secs(60)),
             idle_timeout: Duration::from_secs(120),
             grace: Duration::from_secs(3),
+            handle_signals: true,
+            max_requests: None,
             shutdown: ShutdownHandle::new(),
         }
     }
@@ -179,46 +185,112 @@ where
         self
     }
 
+    /// Whether SIGTERM, SIGINT, SIGHUP and SIGUSR1 shut the server down
+    /// gracefully (default: yes). Switch it off in a program that handles
+    /// signals itself; it can stop the server with a [`ShutdownHandle`].
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.handle_signals = on;
+        self
+    }
+
+    /// Shuts down gracefully after `n` requests, so that the process that
+    /// spawned this one (mod_fcgid, lighttpd) starts a fresh one: the
+    /// counterpart of `FcgidMaxRequestsPerProcess` and PHP-FPM's
+    /// `pm.max_requests`. No request is cut off; kept-open connections are
+    /// closed after their current request. Default: no limit.
+    pub fn max_requests(mut self, n: u64) -> Self {
+        self.max_requests = Some(n.max(1));
+        self
+    }
+
+    /// The application serves the web server's whole site (it is mounted
+    /// at `/`): `SCRIPT_NAME` is reported empty and the request path as
+    /// `PATH_INFO`, whatever the web server sent. lighttpd at a root mount
+    /// puts the path in `SCRIPT_NAME` (unless `fix-root-scriptname` is
+    /// enabled there); this is the equivalent of werkzeug's
+    /// `LighttpdCGIRootFix`. Default off.
+    pub fn mounted_at_root(mut self, on: bool) -> Self {
+        self.cfg.root_mount = on;
+        self
+    }
+
     /// A handle that shuts the server down from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
 
-    fn open_listener(&mut self) -> io::Result<Listener> {
+    /// The listening socket, or `None` for CGI mode.
+    fn open_listener(&mut self) -> io::Result<Option<Listener>> {
+        if cgi::forced() {
+            return Ok(None);
+        }
         if let Some(fd) = self.listener.take() {
-            return Ok(Listener::from_fd(fd));
+            return Ok(Some(Listener::from_fd(fd)));
         }
         if let Some(addr) = &self.bind {
-            return listener::bind(addr, self.socket_mode);
+            return listener::bind(addr, self.socket_mode).map(Some);
         }
-        listener::inherited()?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotConnected,
-                "no listening socket: file descriptor 0 is not a socket. Start this program \
-                 from the web server (lighttpd bin-path, Apache mod_fcgid) or spawn-fcgi, \
-                 or give it an address to bind",
-            )
-        })
+        if let Some(l) = listener::systemd()? {
+            return Ok(Some(l));
+        }
+        listener::inherited()
     }
 
-    /// Serves until shut down: by a [`ShutdownHandle`].
+    /// Answers the one request described by the environment and stdin.
+    fn run_cgi(self) -> io::Result<()> {
+        if sys::isatty(0) {
+            log(
+                "standard input is a terminal, not a FastCGI socket: answering one \
+                 request as CGI, from the environment (see \"Debugging\" in the README)",
+            );
+        }
+        let cgi = Cgi::from_env(io::stdin().lock());
+        let mut bufs = Buffers::new();
+        match connection::serve(&cgi, &mut bufs, &self.cfg, &self.handler, &NoControl) {
+            Ok(_) => Ok(()),
+            Err(Fault::Io(e)) => Err(e),
+            Err(Fault::Protocol(msg)) => Err(io::Error::new(io::ErrorKind::InvalidData, msg)),
+        }
+    }
+
+    /// Serves until shut down: by a signal (see
+    /// [`handle_signals`](Server::handle_signals)), a [`ShutdownHandle`], or
+    /// [`max_requests`](Server::max_requests).
     ///
     /// The listening socket is, in this order: the one given to
     /// [`listener`](Server::listener), the address given to
-    /// [`bind`](Server::bind), or the listening socket inherited on file
-    /// descriptor 0. Errors in setting up name what failed.
+    /// [`bind`](Server::bind), a socket passed by systemd socket activation
+    /// (`LISTEN_PID`, `LISTEN_FDS`), or the listening socket inherited on
+    /// file descriptor 0. When there is none (fd 0 is a terminal, a pipe or
+    /// a file), or `FCGI_FORCE_CGI` starts with `Y`, the server answers one
+    /// request as CGI, from the environment and stdin to stdout, and
+    /// returns. Errors in setting up name what failed.
+    ///
+    /// TCP connections from addresses not listed in
+    /// `FCGI_WEB_SERVER_ADDRS` (when set) are closed before anything is read.
     ///
     /// On shutdown the server stops accepting, closes idle connections,
     /// lets requests in flight finish within the grace period, and returns.
     pub fn run(mut self) -> io::Result<()> {
         sys::ignore_sigpipe();
-        let listener = self.open_listener()?;
+        let Some(listener) = self.open_listener()? else {
+            return self.run_cgi();
+        };
+        let allow = AllowList::from_env()?;
         let stop = self.shutdown.arm()?;
+        if self.handle_signals {
+            sys::catch_stop_signals(&stop)?;
+            // A signal handler may write to it at any time from now on.
+            std::mem::forget(Arc::clone(&stop));
+        }
         let shared = Arc::new(Shared {
             cfg: self.cfg.clone(),
             handler: Box::new(self.handler),
             stopping: AtomicBool::new(false),
             parker: Parker::new(&stop, self.idle_timeout)?,
+            stop: Arc::clone(&stop),
+            served: AtomicU64::new(0),
+            max_requests: self.max_requests,
         });
         let (jobs_tx, jobs_rx) = bounded::<Conn>(shared.cfg.workers);
         let (done_tx, done_rx) = bounded::<()>(0);
@@ -231,11 +303,20 @@ where
                 .spawn(move || shared.parker.run(&jobs))?
         };
         let timeouts = (self.read_timeout, self.write_timeout);
-        accept_loop(&listener, &stop, &jobs_tx, timeouts);
+        accept_loop(&listener, &stop, &jobs_tx, timeouts, allow.as_ref());
+        if let Some(sig) = sys::stop_signal() {
+            log(&format!(
+                "{} received; finishing requests in flight",
+                sys::signal_name(sig)
+            ));
+        }
         shared.stopping.store(true, Ordering::Relaxed);
         drop((listener, jobs_tx));
         let _ = parker.join();
         wait_for_workers(&done_rx, self.grace);
+        if self.handle_signals {
+            sys::restore_stop_signals();
+        }
         Ok(())
     }
 }
@@ -246,6 +327,7 @@ fn accept_loop(
     stop: &EventFd,
     jobs: &Sender<Conn>,
     (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
+    allow: Option<&AllowList>,
 ) {
     let mut backoff = Backoff::default();
     loop {
@@ -266,6 +348,19 @@ fn accept_loop(
             }
         };
         backoff.reset();
+        if let Some(allow) = allow {
+            match sys::peer_ip(&sock) {
+                Ok(ip) if allow.allows(ip) => {}
+                Ok(ip) => {
+                    let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
+                    log(&format!(
+                        "refused a connection from {who}: not in FCGI_WEB_SERVER_ADDRS"
+                    ));
+                    continue;
+                }
+                Err(_) => continue,
+            }
+        }
         if let Err(e) = sock.set_timeouts(read_timeout, write_timeout) {
             log(&format!("cannot set socket timeouts: {e}"));
         }

@@ -384,3 +384,115 @@ pub(crate) fn inherited_fd(fd: RawFd) -> Option<BorrowedFd<'static>> {
     // crate never closes them.
     open.then(|| unsafe { BorrowedFd::borrow_raw(fd) })
 }
+
+/// Whether `fd` is a terminal.
+pub(crate) fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The IP address of a TCP socket's peer; `None` for other sockets.
+pub(crate) fn peer_ip(sock: &Socket) -> io::Result<Option<std::net::IpAddr>> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of_val(&addr) as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes and describe each other.
+    cvt(unsafe { libc::getpeername(sock.as_raw_fd(), (&raw mut addr).cast(), &mut len) })?;
+    Ok(match libc::c_int::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a: &libc::sockaddr_in = unsafe { &*(&raw const addr).cast() };
+            Some(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a: &libc::sockaddr_in6 = unsafe { &*(&raw const addr).cast() };
+            Some(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr).into())
+        }
+        _ => None,
+    })
+}
+
+/// Takes ownership of a descriptor the process was started with (systemd
+/// passes listening sockets from fd 3 on), marking it close-on-exec.
+pub(crate) fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_SETFD on a descriptor number; fails with EBADF if not open.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    // SAFETY: the descriptor is open (fcntl succeeded) and was handed to
+    // this process to use; nothing else in the crate owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes environment variables.
+///
+/// # Safety
+///
+/// No other thread may read or write the environment meanwhile. The crate
+/// calls it from `run()` before it starts any thread.
+pub(crate) unsafe fn remove_env(names: &[&str]) {
+    for name in names {
+        // SAFETY: the caller guarantees that no other thread uses the environment.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
+/// The signals that ask the server to stop: what init systems, web servers
+/// (lighttpd, mod_fcgid) and a terminal's Ctrl-C send.
+pub(crate) const STOP_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1];
+
+static SIGNAL_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+static SIGNALLED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    use std::sync::atomic::Ordering::SeqCst;
+    // Only async-signal-safe work: two atomics and a write(2).
+    SIGNALLED.store(sig, SeqCst);
+    let fd = SIGNAL_FD.load(SeqCst);
+    if fd >= 0 {
+        notify_raw(fd);
+    }
+}
+
+/// Makes the stop signals notify `event`. The eventfd must stay open for
+/// the rest of the process (the caller leaks a reference to it), since a
+/// handler may run at any time.
+pub(crate) fn catch_stop_signals(event: &EventFd) -> io::Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    SIGNALLED.store(0, SeqCst);
+    SIGNAL_FD.store(event.fd.as_raw_fd(), SeqCst);
+    for sig in STOP_SIGNALS {
+        // SAFETY: sigaction is plain data; all-zero is a valid value.
+        let mut act: libc::sigaction = unsafe { mem::zeroed() };
+        act.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        act.sa_flags = libc::SA_RESTART;
+        // SAFETY: `act` is initialised and its handler is async-signal-safe.
+        cvt(unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) })?;
+    }
+    Ok(())
+}
+
+/// Gives the stop signals back their default effect (ending the process).
+pub(crate) fn restore_stop_signals() {
+    for sig in STOP_SIGNALS {
+        // SAFETY: installing SIG_DFL has no preconditions.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    SIGNAL_FD.store(-1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The stop signal received since [`catch_stop_signals`], if any.
+pub(crate) fn stop_signal() -> Option<libc::c_int> {
+    Some(SIGNALLED.load(std::sync::atomic::Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+/// The name of a stop signal, for messages.
+pub(crate) fn signal_name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGUSR1 => "SIGUSR1",
+        _ => "a signal",
+    }
+}

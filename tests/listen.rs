@@ -25,7 +25,10 @@ fn serve(
     fcgi_server::ShutdownHandle,
     thread::JoinHandle<io::Result<()>>,
 ) {
-    let mut server = Server::new(echo::handle).workers(2).bind(addr);
+    let mut server = Server::new(echo::handle)
+        .workers(2)
+        .handle_signals(false)
+        .bind(addr);
     if let Some(m) = mode {
         server = server.socket_mode(m);
     }

@@ -57,7 +57,12 @@ impl TestServer {
         let dir = TempDir::new("srv");
         let path = dir.path("fcgi.sock");
         let listener = UnixListener::bind(&path).unwrap();
-        let server = configure(Server::new(handler).workers(4).listener(listener));
+        let server = configure(
+            Server::new(handler)
+                .workers(4)
+                .handle_signals(false)
+                .listener(listener),
+        );
         let handle = server.shutdown_handle();
         let thread = Some(std::thread::spawn(move || server.run()));
         TestServer {
