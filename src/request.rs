@@ -427,8 +427,9 @@ mod tests {
     #[test]
     fn path_fix_cases() {
         let s = |v: &str| Some(v.to_owned());
+        type Pairs<'a> = &'a [(&'a str, &'a str)];
         type Paths = (Option<String>, Option<String>);
-        let cases: &[(&[(&str, &str)], bool, Paths)] = &[
+        let cases: &[(Pairs<'_>, bool, Paths)] = &[
             // Prefix mount, front end sends both: untouched.
             (
                 &[
