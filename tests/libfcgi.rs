@@ -22,7 +22,7 @@ impl Drop for Spawned {
 /// `spawn-fcgi -n` execs the application in place with the socket on fd 0,
 /// so the child is the application itself.
 fn spawn_echo(sock: &Path) -> Spawned {
-    let child = Command::new("spawn-fcgi")
+    let child = Command::new(tool_path("spawn-fcgi").unwrap())
         .arg("-n")
         .arg("-s")
         .arg(sock)

@@ -15,6 +15,8 @@ use fcgi_server::{Request, Response, Server, ShutdownHandle};
 
 #[path = "../../examples/echo/app.rs"]
 pub mod echo;
+pub mod frontend;
+pub mod http;
 
 /// A directory of its own under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -280,13 +282,21 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Where the external tool `name` is: on PATH, or in the sbin directories
+/// that a non-root PATH may lack.
+pub fn tool_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 /// Whether tests that need the external tool `name` should run: yes when
-/// it is on PATH. When it is not, a skip is printed, except under CI
+/// it is installed. When it is not, a skip is printed, except under CI
 /// (`CI=true`), where a missing tool fails the test.
 pub fn have_tool(name: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
+    let found = tool_path(name).is_some();
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

@@ -1,0 +1,40 @@
+//! examples/echo spawned by a real lighttpd (bin-path: the socket on fd 0),
+//! with the deploy/ configs, at a prefix and at the root.
+
+mod support;
+
+use support::frontend::Frontend;
+use support::have_tool;
+
+#[test]
+fn prefix_mount() {
+    if !have_tool("lighttpd") {
+        return;
+    }
+    let fe = Frontend::lighttpd("lighttpd-prefix.conf");
+    let p = "/yourapplication";
+    fe.check_params(p, p);
+    fe.check_post_echo(p, 4 << 20);
+    fe.check_status_and_header(p);
+    fe.check_stderr(p);
+    fe.check_panic(p);
+    fe.check_download(p, 50 << 20);
+    fe.check_upload(p, 256 << 20);
+    fe.check_concurrency(p);
+    fe.check_respawn(p);
+    fe.check_stop_leaves_no_app();
+}
+
+#[test]
+fn root_mount_with_fix_root_scriptname() {
+    if !have_tool("lighttpd") {
+        return;
+    }
+    let fe = Frontend::lighttpd("lighttpd-root.conf");
+    fe.check_params("", "");
+    fe.check_post_echo("", 1 << 20);
+    fe.check_status_and_header("");
+    fe.check_panic("");
+    fe.check_concurrency("");
+    fe.check_stop_leaves_no_app();
+}

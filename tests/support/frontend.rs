@@ -1,0 +1,472 @@
+//! Real web servers in front of `examples/echo`, each on a loopback port
+//! and in a temp dir of its own, every process stopped by its pid.
+//!
+//! The site configuration comes from `deploy/`, the files users copy; only
+//! their ports and paths are replaced here.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{TempDir, eventually, example, tool_path};
+
+/// A child process, stopped (SIGTERM, then SIGKILL) and reaped on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    pub fn stop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        signal(self.0.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A deploy/ file's text.
+pub fn deploy(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Replaces `from` in `text`, insisting that it is there.
+pub fn replace(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not found in the config");
+    text.replace(from, to)
+}
+
+/// Pids of running processes whose executable is `exe`.
+pub fn pids_of(exe: &Path) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let link = std::fs::read_link(format!("/proc/{pid}/exe"));
+            link.is_ok_and(|p| p == exe)
+        })
+        .filter(|pid| !status(*pid, "State:").is_some_and(|s| s.starts_with('Z')))
+        .collect()
+}
+
+/// A line's value from `/proc/PID/status`.
+pub fn status(pid: u32, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status(pid, "VmHWM:")
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM")
+}
+
+/// A web server under test, with the application it fronts.
+pub struct Frontend {
+    pub port: u16,
+    pub dir: TempDir,
+    /// The application binary, a copy of examples/echo private to this test.
+    pub app: PathBuf,
+    pub error_log: PathBuf,
+    pub server: Proc,
+    /// The application, when the test starts it (nginx); spawning front
+    /// ends start it themselves.
+    pub app_proc: Option<Proc>,
+}
+
+impl Frontend {
+    fn workdir(tag: &str) -> (TempDir, PathBuf) {
+        let dir = TempDir::new(tag);
+        let app = dir.path("app.fcgi");
+        std::fs::copy(example("echo"), &app).unwrap();
+        std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, app)
+    }
+
+    pub fn error_log_text(&self) -> String {
+        std::fs::read_to_string(&self.error_log).unwrap_or_default()
+    }
+
+    /// Pids of the application's processes.
+    pub fn app_pids(&self) -> Vec<u32> {
+        pids_of(&self.app)
+    }
+
+    /// nginx with `site` (a deploy/ file's text, its socket and port
+    /// already pointed here by the caller via [`Frontend::nginx_site`]).
+    pub fn nginx(site_file: &str, edit: impl Fn(String) -> String) -> Frontend {
+        let (dir, app) = Frontend::workdir("nginx");
+        let port = free_port();
+        let sock = dir.path("app.sock");
+        let site = replace(
+            &deploy(site_file),
+            "listen 8080;",
+            &format!("listen 127.0.0.1:{port};"),
+        );
+        let site = replace(
+            &site,
+            "unix:/run/yourapplication/fcgi.sock",
+            &format!("unix:{}", sock.display()),
+        );
+        let site = edit(site);
+        std::fs::copy("/etc/nginx/fastcgi_params", dir.path("fastcgi_params")).unwrap();
+        let d = dir.0.display();
+        let conf = format!(
+            "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n\
+             pid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {d}/body;\n\
+             fastcgi_temp_path {d}/fastcgi;\n proxy_temp_path {d}/proxy;\n\
+             uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{site}\n}}\n"
+        );
+        std::fs::write(dir.path("nginx.conf"), conf).unwrap();
+        let app_proc = Proc(
+            Command::new(&app)
+                .arg(&sock)
+                .env("FCGI_WORKERS", "8")
+                .stdin(Stdio::null())
+                .stderr(std::fs::File::create(dir.path("app.log")).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let server = Proc(
+            Command::new(tool_path("nginx").unwrap())
+                .arg("-p")
+                .arg(&dir.0)
+                .arg("-c")
+                .arg(dir.path("nginx.conf"))
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let error_log = dir.path("error.log");
+        let fe = Frontend {
+            port,
+            dir,
+            app,
+            error_log,
+            server,
+            app_proc: Some(app_proc),
+        };
+        fe.wait_ready(&sock);
+        fe
+    }
+
+    /// lighttpd spawning the application (bin-path, socket on fd 0).
+    pub fn lighttpd(site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("lighttpd");
+        let port = free_port();
+        let site = replace(
+            &deploy(site_file),
+            "/run/lighttpd/yourapplication.sock",
+            dir.path("app.sock").to_str().unwrap(),
+        );
+        let site = replace(
+            &site,
+            "/srv/yourapplication/app.fcgi",
+            app.to_str().unwrap(),
+        );
+        std::fs::create_dir_all(dir.path("htdocs")).unwrap();
+        std::fs::create_dir_all(dir.path("uploads")).unwrap();
+        let d = dir.0.display();
+        let conf = format!(
+            "server.document-root = \"{d}/htdocs\"\nserver.bind = \"127.0.0.1\"\n\
+             server.port = {port}\nserver.errorlog = \"{d}/error.log\"\n\
+             server.upload-dirs = ( \"{d}/uploads\" )\nserver.max-request-size = 600000\n\
+             {site}\n"
+        );
+        std::fs::write(dir.path("lighttpd.conf"), conf).unwrap();
+        let server = Proc(
+            Command::new(tool_path("lighttpd").unwrap())
+                .arg("-D")
+                .arg("-f")
+                .arg(dir.path("lighttpd.conf"))
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let error_log = dir.path("error.log");
+        let fe = Frontend {
+            port,
+            dir,
+            app,
+            error_log,
+            server,
+            app_proc: None,
+        };
+        fe.wait_ready(Path::new(""));
+        fe
+    }
+
+    /// Apache 2.4 with mod_fcgid spawning the application.
+    pub fn apache_fcgid() -> Frontend {
+        let (dir, app) = Frontend::workdir("apache");
+        let port = free_port();
+        let site = replace(
+            &deploy("apache-fcgid.conf"),
+            "/srv/yourapplication/app.fcgi",
+            app.to_str().unwrap(),
+        );
+        let site = replace(
+            &site,
+            "<Directory /srv/yourapplication>",
+            &format!("<Directory {}>", dir.0.display()),
+        );
+        for sub in ["htdocs", "fcgid", "run"] {
+            std::fs::create_dir_all(dir.path(sub)).unwrap();
+        }
+        // The server's user (www-data) runs the application and needs these.
+        std::fs::set_permissions(dir.path("fcgid"), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let m = "/usr/lib/apache2/modules";
+        let d = dir.0.display();
+        let conf = format!(
+            "ServerRoot \"{d}\"\nServerName localhost\nListen 127.0.0.1:{port}\n\
+             PidFile {d}/run/httpd.pid\nDefaultRuntimeDir {d}/run\n\
+             ErrorLog {d}/error.log\nLogLevel info\n\
+             LoadModule mpm_event_module {m}/mod_mpm_event.so\n\
+             LoadModule authz_core_module {m}/mod_authz_core.so\n\
+             LoadModule alias_module {m}/mod_alias.so\n\
+             LoadModule fcgid_module {m}/mod_fcgid.so\n\
+             User www-data\nGroup www-data\nDocumentRoot {d}/htdocs\n\
+             FcgidIPCDir {d}/fcgid\nFcgidProcessTableFile {d}/fcgid/shm\n\
+             {site}\n"
+        );
+        std::fs::write(dir.path("httpd.conf"), conf).unwrap();
+        let server = Proc(
+            Command::new(tool_path("apache2").unwrap())
+                .arg("-f")
+                .arg(dir.path("httpd.conf"))
+                .arg("-DFOREGROUND")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let error_log = dir.path("error.log");
+        let fe = Frontend {
+            port,
+            dir,
+            app,
+            error_log,
+            server,
+            app_proc: None,
+        };
+        fe.wait_ready(Path::new(""));
+        fe
+    }
+
+    fn wait_ready(&self, sock: &Path) {
+        let ok = eventually(Duration::from_secs(15), || {
+            (sock.as_os_str().is_empty() || sock.exists())
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        assert!(
+            ok,
+            "front end did not start; its log:\n{}",
+            self.error_log_text()
+        );
+    }
+}
+
+use super::echo;
+use super::http::{self, Pattern};
+
+/// A line `NAME=VALUE` of the echo application's params listing.
+fn param_line<'a>(listing: &'a str, name: &str) -> Option<&'a str> {
+    listing
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+}
+
+impl Frontend {
+    /// GET below the mount: the params the application sees.
+    pub fn check_params(&self, prefix: &str, script_name: &str) {
+        let res = http::get(self.port, &format!("{prefix}/some/path?x=1&y=2"));
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.header("Content-Type"), Some("text/plain"));
+        let text = res.text();
+        assert_eq!(param_line(&text, "REQUEST_METHOD"), Some("GET"), "{text}");
+        assert_eq!(param_line(&text, "QUERY_STRING"), Some("x=1&y=2"), "{text}");
+        assert_eq!(
+            param_line(&text, "SCRIPT_NAME"),
+            Some(script_name),
+            "{text}"
+        );
+        assert_eq!(param_line(&text, "PATH_INFO"), Some("/some/path"), "{text}");
+    }
+
+    pub fn check_post_echo(&self, prefix: &str, size: usize) {
+        let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        let res = http::post(self.port, &format!("{prefix}/echo"), &body);
+        assert_eq!(res.status, 200);
+        assert_eq!(res.body.len(), size);
+        assert!(res.body == body, "the POST came back altered");
+    }
+
+    pub fn check_status_and_header(&self, prefix: &str) {
+        let res = http::get(
+            self.port,
+            &format!("{prefix}/?status=418&header=X-Echo:yes"),
+        );
+        assert_eq!(res.status, 418);
+        assert_eq!(res.header("X-Echo"), Some("yes"));
+        let res = http::get(self.port, &format!("{prefix}/?status=404"));
+        assert_eq!(res.status, 404);
+    }
+
+    /// Text the application writes to FCGI_STDERR reaches the error log.
+    pub fn check_stderr(&self, prefix: &str) {
+        let token = format!("stderr-token-{}", self.port);
+        let res = http::get(self.port, &format!("{prefix}/?stderr={token}"));
+        assert_eq!(res.status, 200);
+        let found = eventually(Duration::from_secs(5), || {
+            self.error_log_text().contains(&token)
+        });
+        assert!(
+            found,
+            "{token} not in the error log:\n{}",
+            self.error_log_text()
+        );
+    }
+
+    pub fn check_panic(&self, prefix: &str) {
+        let res = http::get(self.port, &format!("{prefix}/?panic=1"));
+        assert_eq!(res.status, 500);
+        let res = http::get(self.port, &format!("{prefix}/?status=200"));
+        assert_eq!(res.status, 200);
+    }
+
+    pub fn check_download(&self, prefix: &str, size: usize) {
+        let res = http::get(self.port, &format!("{prefix}/?size={size}"));
+        assert_eq!(res.status, 200);
+        assert_eq!(res.body.len(), size);
+        assert!(
+            res.body
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == b'a' + (i % 26) as u8)
+        );
+    }
+
+    /// A large upload checked end to end by its digest, while the
+    /// application's peak resident memory stays flat.
+    pub fn check_upload(&self, prefix: &str, size: u64) {
+        let pids = match &self.app_proc {
+            Some(p) => vec![p.pid()],
+            None => self.app_pids(),
+        };
+        assert!(!pids.is_empty(), "no application process found");
+        let before: Vec<u64> = pids.iter().map(|&p| peak_rss_kib(p)).collect();
+        let mut reader = Pattern::new(size);
+        let path = format!("{prefix}/?digest=1");
+        let res = http::request(self.port, "POST", &path, Some((size, &mut reader))).unwrap();
+        assert_eq!(res.status, 200, "{}", res.text());
+        let (len, hash) = echo::digest(&mut Pattern::new(size)).unwrap();
+        assert_eq!(res.text(), format!("{len} {hash:016x}\n"));
+        for (pid, before) in pids.iter().zip(before) {
+            if std::fs::metadata(format!("/proc/{pid}")).is_err() {
+                continue;
+            }
+            let after = peak_rss_kib(*pid);
+            assert!(
+                after < before + 32 * 1024,
+                "peak RSS grew from {before} KiB to {after} KiB over a {size}-byte upload"
+            );
+        }
+    }
+
+    /// 50 requests that each sleep 200 ms, all at once, finish in well
+    /// under the 10 s they would take one after another.
+    pub fn check_concurrency(&self, prefix: &str) {
+        let start = Instant::now();
+        let threads: Vec<_> = (0..50)
+            .map(|_| {
+                let (port, path) = (self.port, format!("{prefix}/?sleep_ms=200"));
+                std::thread::spawn(move || http::get(port, &path).status)
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 200);
+        }
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "50 concurrent requests took {took:?}"
+        );
+    }
+
+    /// For spawning front ends: an application killed with SIGKILL is
+    /// started again and serves.
+    pub fn check_respawn(&self, prefix: &str) {
+        let pids = self.app_pids();
+        assert!(!pids.is_empty(), "no application process found");
+        for pid in &pids {
+            signal(*pid, "KILL");
+        }
+        let ok = eventually(Duration::from_secs(20), || {
+            http::request(self.port, "GET", &format!("{prefix}/?status=200"), None)
+                .is_ok_and(|r| r.status == 200)
+        });
+        assert!(
+            ok,
+            "not served again after SIGKILL:\n{}",
+            self.error_log_text()
+        );
+        let now = self.app_pids();
+        assert!(
+            !now.is_empty() && now.iter().all(|p| !pids.contains(p)),
+            "{pids:?} -> {now:?}"
+        );
+    }
+
+    /// Stops the front end; no application process may be left behind.
+    pub fn check_stop_leaves_no_app(mut self) {
+        assert!(!self.app_pids().is_empty());
+        self.server.stop();
+        let gone = eventually(Duration::from_secs(10), || self.app_pids().is_empty());
+        assert!(gone, "application processes left: {:?}", self.app_pids());
+    }
+}
