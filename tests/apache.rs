@@ -16,10 +16,7 @@ fn mod_fcgid_prefix_mount() {
     fe.check_params(p, p);
     // Before the load below makes mod_fcgid start dozens of processes.
     fe.check_respawn(p);
-    fe.check_post_echo(p, 4 << 20);
-    fe.check_status_and_header(p);
-    fe.check_stderr(p);
-    fe.check_panic(p);
+    fe.check_basics(p, p, 4 << 20);
     fe.check_download(p, 50 << 20);
     fe.check_upload(p, 256 << 20);
     fe.check_concurrency(p);

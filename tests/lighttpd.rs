@@ -13,11 +13,7 @@ fn prefix_mount() {
     }
     let fe = Frontend::lighttpd("lighttpd-prefix.conf");
     let p = "/yourapplication";
-    fe.check_params(p, p);
-    fe.check_post_echo(p, 4 << 20);
-    fe.check_status_and_header(p);
-    fe.check_stderr(p);
-    fe.check_panic(p);
+    fe.check_basics(p, p, 4 << 20);
     fe.check_download(p, 50 << 20);
     fe.check_upload(p, 256 << 20);
     fe.check_concurrency(p);
@@ -31,10 +27,7 @@ fn root_mount_with_fix_root_scriptname() {
         return;
     }
     let fe = Frontend::lighttpd("lighttpd-root.conf");
-    fe.check_params("", "");
-    fe.check_post_echo("", 1 << 20);
-    fe.check_status_and_header("");
-    fe.check_panic("");
+    fe.check_basics("", "", 1 << 20);
     fe.check_concurrency("");
     fe.check_stop_leaves_no_app();
 }

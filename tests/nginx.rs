@@ -18,11 +18,7 @@ fn prefix_mount_with_keep_conn() {
     }
     let fe = Frontend::nginx("nginx-prefix.conf", |s| s);
     let p = "/yourapplication";
-    fe.check_params(p, p);
-    fe.check_post_echo(p, 4 << 20);
-    fe.check_status_and_header(p);
-    fe.check_stderr(p);
-    fe.check_panic(p);
+    fe.check_basics(p, p, 4 << 20);
     fe.check_download(p, 50 << 20);
     fe.check_upload(p, 256 << 20);
     fe.check_concurrency(p);
@@ -35,11 +31,7 @@ fn prefix_mount_without_keep_conn() {
     }
     let fe = Frontend::nginx("nginx-prefix.conf", keep_conn_off);
     let p = "/yourapplication";
-    fe.check_params(p, p);
-    fe.check_post_echo(p, 1 << 20);
-    fe.check_status_and_header(p);
-    fe.check_stderr(p);
-    fe.check_panic(p);
+    fe.check_basics(p, p, 1 << 20);
     fe.check_download(p, 50 << 20);
     fe.check_concurrency(p);
 }
@@ -51,11 +43,7 @@ fn root_mount_with_and_without_keep_conn() {
     }
     for edit in [(|s| s) as fn(String) -> String, keep_conn_off] {
         let fe = Frontend::nginx("nginx-root.conf", edit);
-        fe.check_params("", "");
-        fe.check_post_echo("", 1 << 20);
-        fe.check_status_and_header("");
-        fe.check_stderr("");
-        fe.check_panic("");
+        fe.check_basics("", "", 1 << 20);
         fe.check_concurrency("");
     }
 }

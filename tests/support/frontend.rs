@@ -4,6 +4,7 @@
 //! The site configuration comes from `deploy/`, the files users copy; only
 //! their ports and paths are replaced here.
 
+use std::ffi::OsStr;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -171,27 +172,14 @@ impl Frontend {
                 .spawn()
                 .unwrap(),
         );
-        let server = Proc(
-            Command::new(tool_path("nginx").unwrap())
-                .arg("-p")
-                .arg(&dir.0)
-                .arg("-c")
-                .arg(dir.path("nginx.conf"))
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let error_log = dir.path("error.log");
-        let fe = Frontend {
-            port,
-            dir,
-            app,
-            error_log,
-            server,
-            app_proc: Some(app_proc),
-        };
-        fe.wait_ready(&sock);
-        fe
+        let (prefix, conf) = (dir.0.clone(), dir.path("nginx.conf"));
+        let args = [
+            OsStr::new("-p"),
+            prefix.as_os_str(),
+            OsStr::new("-c"),
+            conf.as_os_str(),
+        ];
+        Frontend::launch((dir, app), port, "nginx", &args, Some(app_proc), &sock)
     }
 
     /// lighttpd spawning the application (bin-path, socket on fd 0).
@@ -218,26 +206,9 @@ impl Frontend {
              {site}\n"
         );
         std::fs::write(dir.path("lighttpd.conf"), conf).unwrap();
-        let server = Proc(
-            Command::new(tool_path("lighttpd").unwrap())
-                .arg("-D")
-                .arg("-f")
-                .arg(dir.path("lighttpd.conf"))
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let error_log = dir.path("error.log");
-        let fe = Frontend {
-            port,
-            dir,
-            app,
-            error_log,
-            server,
-            app_proc: None,
-        };
-        fe.wait_ready(Path::new(""));
-        fe
+        let conf = dir.path("lighttpd.conf");
+        let args = [OsStr::new("-D"), OsStr::new("-f"), conf.as_os_str()];
+        Frontend::launch((dir, app), port, "lighttpd", &args, None, Path::new(""))
     }
 
     /// Apache 2.4 with mod_fcgid spawning the application.
@@ -276,11 +247,28 @@ impl Frontend {
              {site}\n"
         );
         std::fs::write(dir.path("httpd.conf"), conf).unwrap();
+        let conf = dir.path("httpd.conf");
+        let args = [
+            OsStr::new("-f"),
+            conf.as_os_str(),
+            OsStr::new("-DFOREGROUND"),
+        ];
+        Frontend::launch((dir, app), port, "apache2", &args, None, Path::new(""))
+    }
+
+    /// Starts `server` (whose config is written) and waits until its port
+    /// answers and, when given, the application's socket exists.
+    fn launch(
+        (dir, app): (TempDir, PathBuf),
+        port: u16,
+        tool: &str,
+        args: &[&OsStr],
+        app_proc: Option<Proc>,
+        sock: &Path,
+    ) -> Frontend {
         let server = Proc(
-            Command::new(tool_path("apache2").unwrap())
-                .arg("-f")
-                .arg(dir.path("httpd.conf"))
-                .arg("-DFOREGROUND")
+            Command::new(tool_path(tool).unwrap())
+                .args(args)
                 .stdin(Stdio::null())
                 .spawn()
                 .unwrap(),
@@ -292,9 +280,9 @@ impl Frontend {
             app,
             error_log,
             server,
-            app_proc: None,
+            app_proc,
         };
-        fe.wait_ready(Path::new(""));
+        fe.wait_ready(sock);
         fe
     }
 
@@ -336,6 +324,16 @@ impl Frontend {
             "{text}"
         );
         assert_eq!(param_line(&text, "PATH_INFO"), Some("/some/path"), "{text}");
+    }
+
+    /// The checks every front end and mount gets: params, a POST echoed,
+    /// status and header, stderr in the error log, a panic then a success.
+    pub fn check_basics(&self, prefix: &str, script_name: &str, post_size: usize) {
+        self.check_params(prefix, script_name);
+        self.check_post_echo(prefix, post_size);
+        self.check_status_and_header(prefix);
+        self.check_stderr(prefix);
+        self.check_panic(prefix);
     }
 
     pub fn check_post_echo(&self, prefix: &str, size: usize) {
