@@ -16,9 +16,6 @@ fn mod_fcgid_prefix_mount() {
     fe.check_params(p, p);
     // Before the load below makes mod_fcgid start dozens of processes.
     fe.check_respawn(p);
-    fe.check_basics(p, p, 4 << 20);
-    fe.check_download(p, 50 << 20);
-    fe.check_upload(p, 256 << 20);
-    fe.check_concurrency(p);
+    fe.check_all(p, p);
     fe.check_stop_leaves_no_app();
 }

@@ -5,9 +5,11 @@
 mod support;
 
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::frontend;
 use support::*;
 
 struct Spawned(Child);
@@ -19,15 +21,35 @@ impl Drop for Spawned {
     }
 }
 
-/// `spawn-fcgi -n` execs the application in place with the socket on fd 0,
+/// Runs `deploy/spawn-fcgi.sh` with its paths pointed here and its user
+/// swapped for `nobody` (the script's user does not exist here). `-n`
+/// makes spawn-fcgi exec the application in place, with the socket on fd 0,
 /// so the child is the application itself.
 fn spawn_echo(sock: &Path) -> Spawned {
-    let child = Command::new(tool_path("spawn-fcgi").unwrap())
-        .arg("-n")
-        .arg("-s")
-        .arg(sock)
-        .arg("--")
-        .arg(example("echo"))
+    let script = frontend::deploy("spawn-fcgi.sh");
+    let script = frontend::replace(
+        &script,
+        "/run/yourapplication/fcgi.sock",
+        sock.to_str().unwrap(),
+    );
+    let script = frontend::replace(
+        &script,
+        "/srv/yourapplication/app.fcgi",
+        example("echo").to_str().unwrap(),
+    );
+    let script = frontend::replace(
+        &script,
+        "-u yourapplication -U yourapplication",
+        "-u nobody -U nobody",
+    );
+    let script = frontend::replace(
+        &script,
+        "exec spawn-fcgi",
+        &format!("exec {}", tool_path("spawn-fcgi").unwrap().display()),
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -77,6 +99,10 @@ fn echo_under_spawn_fcgi_answers_libfcgi_cgi_fcgi() {
     let dir = TempDir::new("libfcgi");
     let sock = dir.path("echo.sock");
     let _app = spawn_echo(&sock);
+    // The socket as the deploy line asks: group www-data, mode 0660.
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 33, "group www-data");
 
     let (head, body) = cgi_fcgi(&sock, "GET", "x=1&y=2", b"");
     assert!(head.starts_with("Status: 200 OK\r\n"), "{head}");

@@ -13,10 +13,7 @@ fn prefix_mount() {
     }
     let fe = Frontend::lighttpd("lighttpd-prefix.conf");
     let p = "/yourapplication";
-    fe.check_basics(p, p, 4 << 20);
-    fe.check_download(p, 50 << 20);
-    fe.check_upload(p, 256 << 20);
-    fe.check_concurrency(p);
+    fe.check_all(p, p);
     fe.check_respawn(p);
     fe.check_stop_leaves_no_app();
 }
@@ -27,7 +24,7 @@ fn root_mount_with_fix_root_scriptname() {
         return;
     }
     let fe = Frontend::lighttpd("lighttpd-root.conf");
-    fe.check_basics("", "", 1 << 20);
-    fe.check_concurrency("");
+    fe.check_all("", "");
+    fe.check_respawn("");
     fe.check_stop_leaves_no_app();
 }

@@ -336,6 +336,15 @@ impl Frontend {
         self.check_panic(prefix);
     }
 
+    /// Everything the issue asks of every front end and mount: the basics,
+    /// a 50 MiB download, a 256 MiB upload with flat memory, concurrency.
+    pub fn check_all(&self, prefix: &str, script_name: &str) {
+        self.check_basics(prefix, script_name, 4 << 20);
+        self.check_download(prefix, 50 << 20);
+        self.check_upload(prefix, 256 << 20);
+        self.check_concurrency(prefix);
+    }
+
     pub fn check_post_echo(&self, prefix: &str, size: usize) {
         let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         let res = http::post(self.port, &format!("{prefix}/echo"), &body);
