@@ -1,0 +1,729 @@
+//! Throughput, latency, memory and start-up of the server, as ratios to a
+//! raw baseline measured in the same run.
+//!
+//! `cargo bench --bench fcgi` runs every scenario against two servers, each
+//! started as lighttpd starts a FastCGI program (a unix listening socket on
+//! fd 0): the project's `examples/hello` / `examples/echo`, and a raw
+//! server (this binary, re-executed with `--raw-server`) that only walks
+//! record headers and writes a precomputed response: the ceiling of this
+//! machine. Rounds alternate between the two; the table shows medians and
+//! their ratio. `cargo bench --bench fcgi -- --smoke` is a short run that
+//! only checks that everything works.
+//!
+//! The load generator speaks FastCGI through the crate's protocol codec,
+//! one blocking thread per connection, and checks every response (record
+//! framing, END_REQUEST status, the exact body or its length).
+
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fcgi_server::protocol::{
+    self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, record_type,
+};
+
+const HELLO_BODY: &[u8] = b"Hello, World!\n";
+const HEAD: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n";
+const MIB: usize = 1 << 20;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--raw-server") {
+        raw::serve(&args[i + 1]);
+    }
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let cfg = if smoke {
+        Bench {
+            rounds: 1,
+            secs: 0.2,
+            starts: 2,
+        }
+    } else {
+        Bench {
+            rounds: 5,
+            secs: 1.0,
+            starts: 15,
+        }
+    };
+    let apps = build_examples();
+    cfg.run(&apps);
+}
+
+/// Builds the example applications in release mode; returns their directory.
+fn build_examples() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = Command::new(cargo)
+        .args(["build", "--release", "--examples", "--quiet"])
+        .current_dir(manifest)
+        .status()
+        .expect("cargo");
+    assert!(ok.success(), "building the examples failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or(manifest.join("target"), PathBuf::from);
+    target.join("release").join("examples")
+}
+
+/// A server under test, started with its listening socket on fd 0.
+struct Server {
+    child: Child,
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn start(cmd: &mut Command) -> Server {
+        let dir = TempDir::new();
+        let path = dir.0.join("bench.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let child = cmd
+            .stdin(Stdio::from(OwnedFd::from(listener)))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        Server {
+            child,
+            path,
+            _dir: dir,
+        }
+    }
+
+    fn status_kib(&self, key: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        use std::sync::atomic::AtomicUsize;
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("fcgi-bench-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Ours,
+    Raw,
+}
+
+/// What one scenario sends and expects.
+#[derive(Clone, Copy)]
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    app: &'static str,
+    raw_mode: &'static str,
+    conns: usize,
+    keep_conn: bool,
+    query: &'static str,
+    body_len: usize,
+    /// Bytes of response body expected (after the header block).
+    expect_len: usize,
+    /// Report MB/s of body instead of requests/s.
+    bytes: bool,
+    target: &'static str,
+}
+
+const SCENARIOS: [Scenario; 5] = [
+    Scenario {
+        name: "S1",
+        what: "hello, keep-conn, 1 connection",
+        app: "hello",
+        raw_mode: "hello",
+        conns: 1,
+        keep_conn: true,
+        query: "",
+        body_len: 0,
+        expect_len: 14,
+        bytes: false,
+        target: ">= 0.95",
+    },
+    Scenario {
+        name: "S2",
+        what: "hello, keep-conn, 16 connections",
+        app: "hello",
+        raw_mode: "hello",
+        conns: 16,
+        keep_conn: true,
+        query: "",
+        body_len: 0,
+        expect_len: 14,
+        bytes: false,
+        target: ">= 0.75",
+    },
+    Scenario {
+        name: "S3",
+        what: "hello, new connection per request, 16 at once",
+        app: "hello",
+        raw_mode: "hello",
+        conns: 16,
+        keep_conn: false,
+        query: "",
+        body_len: 0,
+        expect_len: 14,
+        bytes: false,
+        target: ">= 0.80",
+    },
+    Scenario {
+        name: "S4",
+        what: "GET size=1048576, 4 connections",
+        app: "echo",
+        raw_mode: "download",
+        conns: 4,
+        keep_conn: true,
+        query: "size=1048576",
+        body_len: 0,
+        expect_len: MIB,
+        bytes: true,
+        target: ">= 0.60",
+    },
+    Scenario {
+        name: "S5",
+        what: "1 MiB POST echoed, 4 connections",
+        app: "echo",
+        raw_mode: "echo",
+        conns: 4,
+        keep_conn: true,
+        query: "",
+        body_len: MIB,
+        expect_len: MIB,
+        bytes: true,
+        target: ">= 0.60",
+    },
+];
+
+/// About 25 params, as nginx's fastcgi_params sends them.
+fn nginx_params(method: &str, query: &str, body_len: usize) -> Vec<(&'static str, String)> {
+    let len = if body_len > 0 {
+        body_len.to_string()
+    } else {
+        String::new()
+    };
+    let uri = if query.is_empty() {
+        "/app/bench".to_owned()
+    } else {
+        format!("/app/bench?{query}")
+    };
+    vec![
+        ("QUERY_STRING", query.to_owned()),
+        ("REQUEST_METHOD", method.to_owned()),
+        (
+            "CONTENT_TYPE",
+            if body_len > 0 {
+                "application/octet-stream".into()
+            } else {
+                String::new()
+            },
+        ),
+        ("CONTENT_LENGTH", len),
+        ("SCRIPT_NAME", "/app".into()),
+        ("REQUEST_URI", uri),
+        ("DOCUMENT_URI", "/app/bench".into()),
+        ("DOCUMENT_ROOT", "/var/www/html".into()),
+        ("SERVER_PROTOCOL", "HTTP/1.1".into()),
+        ("REQUEST_SCHEME", "http".into()),
+        ("GATEWAY_INTERFACE", "CGI/1.1".into()),
+        ("SERVER_SOFTWARE", "nginx/1.22.1".into()),
+        ("REMOTE_ADDR", "127.0.0.1".into()),
+        ("REMOTE_PORT", "51234".into()),
+        ("SERVER_ADDR", "127.0.0.1".into()),
+        ("SERVER_PORT", "80".into()),
+        ("SERVER_NAME", "localhost".into()),
+        ("REDIRECT_STATUS", "200".into()),
+        ("PATH_INFO", "/bench".into()),
+        ("HTTP_HOST", "localhost".into()),
+        (
+            "HTTP_USER_AGENT",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into(),
+        ),
+        (
+            "HTTP_ACCEPT",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8".into(),
+        ),
+        ("HTTP_ACCEPT_LANGUAGE", "en-US,en;q=0.5".into()),
+        ("HTTP_ACCEPT_ENCODING", "gzip, deflate, br".into()),
+        ("HTTP_CONNECTION", "keep-alive".into()),
+    ]
+}
+
+/// The whole request, encoded once.
+fn encode_request(s: &Scenario) -> Vec<u8> {
+    let method = if s.body_len > 0 { "POST" } else { "GET" };
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<u8>, t: u8, content: &[u8]| {
+        let h = Header::aligned(t, 1, content.len() as u16);
+        out.extend_from_slice(&h.encode());
+        out.extend_from_slice(content);
+        out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
+    };
+    let flags = if s.keep_conn { protocol::KEEP_CONN } else { 0 };
+    push(
+        &mut out,
+        record_type::BEGIN_REQUEST,
+        &BeginRequest { role: 1, flags }.encode(),
+    );
+    let mut params = Vec::new();
+    for (k, v) in nginx_params(method, s.query, s.body_len) {
+        protocol::encode_pair(&mut params, k.as_bytes(), v.as_bytes());
+    }
+    push(&mut out, record_type::PARAMS, &params);
+    push(&mut out, record_type::PARAMS, b"");
+    let body: Vec<u8> = (0..s.body_len).map(|i| (i % 251) as u8).collect();
+    for chunk in body.chunks(MAX_ALIGNED_CONTENT_LEN) {
+        push(&mut out, record_type::STDIN, chunk);
+    }
+    push(&mut out, record_type::STDIN, b"");
+    out
+}
+
+/// Reads one response off `stream`, checking it; returns the body length.
+struct Reader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Reader {
+    fn new() -> Reader {
+        Reader {
+            buf: vec![0; 512 * 1024],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn response(&mut self, stream: &mut UnixStream, check_hello: bool) -> io::Result<usize> {
+        let mut stdout = 0usize;
+        let mut head = [0u8; 64];
+        loop {
+            let Some((rec, used)) = protocol::decode_record(&self.buf[self.start..self.end])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            else {
+                if self.start > 0 {
+                    self.buf.copy_within(self.start..self.end, 0);
+                    self.end -= self.start;
+                    self.start = 0;
+                }
+                let n = stream.read(&mut self.buf[self.end..])?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                self.end += n;
+                continue;
+            };
+            let h = rec.header;
+            match h.record_type {
+                record_type::STDOUT => {
+                    let c = rec.content;
+                    if stdout < head.len() {
+                        let n = c.len().min(head.len() - stdout);
+                        head[stdout..stdout + n].copy_from_slice(&c[..n]);
+                    }
+                    if check_hello && !c.is_empty() && c != &[HEAD, HELLO_BODY].concat()[..] {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "wrong hello body",
+                        ));
+                    }
+                    stdout += c.len();
+                }
+                record_type::END_REQUEST => {
+                    let end = EndRequest::decode(rec.content)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    self.start += used;
+                    if end.protocol_status != 0 || !head.starts_with(b"Status: 200") {
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a 200"));
+                    }
+                    return Ok(stdout - HEAD.len());
+                }
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "unexpected record",
+                    ));
+                }
+            }
+            self.start += used;
+        }
+    }
+}
+
+/// What a load run measured.
+#[derive(Default, Clone)]
+struct Load {
+    requests: u64,
+    body_bytes: u64,
+    secs: f64,
+    latencies: Vec<Duration>,
+    per_conn: Vec<u64>,
+}
+
+/// Drives `s.conns` connections for `secs` seconds.
+fn load(path: &Path, s: &Scenario, secs: f64) -> Load {
+    let request = Arc::new(encode_request(s));
+    let stop = Arc::new(AtomicBool::new(false));
+    let barrier = Arc::new(Barrier::new(s.conns + 1));
+    let workers: Vec<_> = (0..s.conns)
+        .map(|_| {
+            let (request, stop, barrier) = (request.clone(), stop.clone(), barrier.clone());
+            let (path, s) = (path.to_owned(), *s);
+            thread::spawn(move || {
+                let mut reader = Reader::new();
+                let mut latencies = Vec::with_capacity(if s.conns == 1 { 1 << 20 } else { 0 });
+                let (mut n, mut bytes) = (0u64, 0u64);
+                let mut stream = UnixStream::connect(&path).unwrap();
+                barrier.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if !s.keep_conn && n > 0 {
+                        stream = UnixStream::connect(&path).unwrap();
+                        reader = Reader {
+                            start: 0,
+                            end: 0,
+                            ..reader
+                        };
+                    }
+                    stream.write_all(&request).unwrap();
+                    let len = reader.response(&mut stream, s.expect_len == 14).unwrap();
+                    assert_eq!(len, s.expect_len, "{}: body length", s.name);
+                    if s.conns == 1 {
+                        latencies.push(t.elapsed());
+                    }
+                    n += 1;
+                    bytes += len as u64;
+                }
+                (n, bytes, latencies)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut out = Load::default();
+    for w in workers {
+        let (n, bytes, lat) = w.join().unwrap();
+        out.requests += n;
+        out.body_bytes += bytes;
+        out.per_conn.push(n);
+        out.latencies.extend(lat);
+    }
+    out.secs = start.elapsed().as_secs_f64();
+    out
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+struct Bench {
+    rounds: usize,
+    secs: f64,
+    starts: usize,
+}
+
+impl Bench {
+    fn command(&self, kind: Kind, apps: &Path, app: &str, raw_mode: &str) -> Command {
+        match kind {
+            Kind::Ours => {
+                let mut c = Command::new(apps.join(app));
+                c.env_remove("FCGI_WORKERS");
+                c
+            }
+            Kind::Raw => {
+                let mut c = Command::new(std::env::current_exe().unwrap());
+                c.args(["--raw-server", raw_mode]);
+                c
+            }
+        }
+    }
+
+    fn run(&self, apps: &Path) {
+        println!(
+            "fcgi-server benchmark: {} rounds of {:.1} s per scenario and server, interleaved; medians.",
+            self.rounds, self.secs
+        );
+        println!(
+            "machine: {} CPUs; unix sockets; server started with its socket on fd 0\n",
+            num_cpus()
+        );
+        println!(
+            "{:<4} {:<46} {:>14} {:>14} {:>7}  target",
+            "", "scenario", "fcgi-server", "raw", "ratio"
+        );
+        let mut s6 = (0u64, 0u64);
+        for s in &SCENARIOS {
+            let mut ours = Vec::new();
+            let mut raw = Vec::new();
+            let mut p50 = Vec::new();
+            let mut p99 = Vec::new();
+            let mut fairness = Vec::new();
+            for _ in 0..self.rounds {
+                for kind in [Kind::Raw, Kind::Ours] {
+                    let server = Server::start(&mut self.command(kind, apps, s.app, s.raw_mode));
+                    let _ = load(&server.path, s, self.secs.min(0.2));
+                    let mut m = load(&server.path, s, self.secs);
+                    let rate = if s.bytes {
+                        m.body_bytes as f64 / m.secs / MIB as f64
+                    } else {
+                        m.requests as f64 / m.secs
+                    };
+                    if kind == Kind::Ours {
+                        ours.push(rate);
+                        if s.name == "S1" {
+                            p50.push(percentile(&mut m.latencies, 0.50).as_secs_f64() * 1e6);
+                            p99.push(percentile(&mut m.latencies, 0.99).as_secs_f64() * 1e6);
+                        }
+                        if s.name == "S2" {
+                            let mean = m.requests as f64 / m.per_conn.len() as f64;
+                            let min = *m.per_conn.iter().min().unwrap() as f64;
+                            fairness.push(min / mean);
+                            s6 = (
+                                s6.0.max(server.status_kib("VmRSS:")),
+                                s6.1.max(server.status_kib("VmHWM:")),
+                            );
+                        }
+                    } else {
+                        raw.push(rate);
+                    }
+                }
+            }
+            let (o, r) = (median(&mut ours), median(&mut raw));
+            let unit = if s.bytes { "MB/s" } else { "req/s" };
+            println!(
+                "{:<4} {:<46} {:>9.0} {:<4} {:>9.0} {:<4} {:>7.2}  {}",
+                s.name,
+                s.what,
+                o,
+                unit,
+                r,
+                unit,
+                o / r,
+                s.target
+            );
+            if s.name == "S1" {
+                println!(
+                    "{:<4} {:<46} p50 {:.1} us, p99 {:.1} us",
+                    "",
+                    "  latency (fcgi-server)",
+                    median(&mut p50),
+                    median(&mut p99)
+                );
+            }
+            if s.name == "S2" {
+                println!(
+                    "{:<4} {:<46} slowest connection did {:.2} of the mean",
+                    "",
+                    "  fairness (fcgi-server)",
+                    median(&mut fairness)
+                );
+            }
+        }
+        let idle = self.idle_rss(apps);
+        println!(
+            "S6   resident memory: idle {:.2} MiB, peak during S2 {:.2} MiB (VmRSS {:.2} MiB)  target <= 1.5 / <= 4",
+            idle as f64 / 1024.0,
+            s6.1 as f64 / 1024.0,
+            s6.0 as f64 / 1024.0
+        );
+        self.cold_start(apps);
+    }
+
+    /// Resident memory of a freshly started hello after one request.
+    fn idle_rss(&self, apps: &Path) -> u64 {
+        let server = Server::start(&mut self.command(Kind::Ours, apps, "hello", "hello"));
+        let s = SCENARIOS[0];
+        let mut stream = UnixStream::connect(&server.path).unwrap();
+        stream.write_all(&encode_request(&s)).unwrap();
+        Reader::new().response(&mut stream, true).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        server.status_kib("VmRSS:")
+    }
+
+    /// S7: from exec to the first complete response.
+    fn cold_start(&self, apps: &Path) {
+        let request = encode_request(&SCENARIOS[0]);
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..self.starts {
+            for (i, kind) in [Kind::Raw, Kind::Ours].into_iter().enumerate() {
+                let dir = TempDir::new();
+                let path = dir.0.join("cold.sock");
+                let listener = UnixListener::bind(&path).unwrap();
+                let mut stream = UnixStream::connect(&path).unwrap();
+                let start = Instant::now();
+                let mut child = self
+                    .command(kind, apps, "hello", "hello")
+                    .stdin(Stdio::from(OwnedFd::from(listener)))
+                    .spawn()
+                    .unwrap();
+                stream.write_all(&request).unwrap();
+                Reader::new().response(&mut stream, true).unwrap();
+                times[i].push(start.elapsed().as_secs_f64() * 1e3);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let (raw, ours) = (median(&mut times[0]), median(&mut times[1]));
+        println!(
+            "S7   cold start, exec to first response: {ours:.2} ms vs raw {raw:.2} ms  ratio {:.2}  target <= 1.2",
+            ours / raw
+        );
+    }
+}
+
+fn num_cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The raw baseline: threads that each accept a connection and answer
+/// every request on it with precomputed bytes, walking only record headers.
+mod raw {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    pub(super) fn serve(mode: &str) -> ! {
+        // The listening socket is on fd 0, as for the project's server.
+        // SAFETY: fd 0 is the listening socket this process was started
+        // with, owned by nothing else in this process.
+        let listener = Arc::new(unsafe { UnixListener::from_raw_fd(0) });
+        let mode: &'static str = Box::leak(mode.to_owned().into_boxed_str());
+        let threads: Vec<_> = (0..32)
+            .map(|_| {
+                let listener = listener.clone();
+                thread::spawn(move || {
+                    loop {
+                        if let Ok((stream, _)) = listener.accept() {
+                            let _ = connection(stream, mode);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        std::process::exit(0)
+    }
+
+    fn stdout_records(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let all = [HEAD, body].concat();
+        for chunk in all.chunks(MAX_ALIGNED_CONTENT_LEN) {
+            let h = Header::aligned(record_type::STDOUT, 1, chunk.len() as u16);
+            out.extend_from_slice(&h.encode());
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
+        }
+        out
+    }
+
+    fn end_records() -> Vec<u8> {
+        let mut out = Header::new(record_type::STDOUT, 1, 0).encode().to_vec();
+        out.extend_from_slice(&protocol::encode_end_request(
+            1,
+            0,
+            protocol::ProtocolStatus::RequestComplete,
+        ));
+        out
+    }
+
+    fn connection(mut s: UnixStream, mode: &str) -> io::Result<()> {
+        let body: Vec<u8> = match mode {
+            "download" => (0..MIB).map(|i| b'a' + (i % 26) as u8).collect(),
+            "echo" => Vec::new(),
+            _ => HELLO_BODY.to_vec(),
+        };
+        let mut reply = stdout_records(&body);
+        if mode == "echo" {
+            reply = stdout_records(b"");
+        }
+        reply.extend_from_slice(&end_records());
+        let echo_head = stdout_records(b"");
+        let end = end_records();
+        let mut echoed = Vec::with_capacity(if mode == "echo" { 2 * MIB } else { 0 });
+        let mut buf = vec![0u8; 256 * 1024];
+        let (mut start, mut fill) = (0, 0);
+        let mut keep = true;
+        loop {
+            if fill - start < HEADER_LEN || {
+                let h = Header::decode(&buf[start..fill]).unwrap().unwrap();
+                fill - start < h.record_len()
+            } {
+                buf.copy_within(start..fill, 0);
+                fill -= start;
+                start = 0;
+                let n = s.read(&mut buf[fill..])?;
+                if n == 0 {
+                    return Ok(());
+                }
+                fill += n;
+                continue;
+            }
+            let h = Header::decode(&buf[start..fill]).unwrap().unwrap();
+            let len = h.record_len();
+            match h.record_type {
+                record_type::BEGIN_REQUEST => {
+                    keep = buf[start + HEADER_LEN + 2] & protocol::KEEP_CONN != 0;
+                    echoed.clear();
+                    echoed.extend_from_slice(&echo_head);
+                }
+                record_type::STDIN if h.content_len > 0 && mode == "echo" => {
+                    // The body goes back as it came, once it has all been
+                    // read (as the echo application does): each STDIN
+                    // record becomes a STDOUT record.
+                    echoed.extend_from_slice(&buf[start..start + len]);
+                    let at = echoed.len() - len + 1;
+                    echoed[at] = record_type::STDOUT;
+                }
+                record_type::STDIN if h.content_len == 0 => {
+                    if mode == "echo" {
+                        echoed.extend_from_slice(&end);
+                        s.write_all(&echoed)?;
+                    } else {
+                        s.write_all(&reply)?;
+                    }
+                    if !keep {
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            start += len;
+        }
+    }
+}
