@@ -144,7 +144,7 @@ impl<R: Read> Transport for Cgi<R> {
         self.body_record(buf)
     }
 
-    fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_idle(&self, buf: &mut [u8], _linger: bool) -> io::Result<usize> {
         self.read(buf)
     }
 

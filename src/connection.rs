@@ -19,8 +19,9 @@ use crate::response::{OutBufs, Response};
 pub(crate) trait Transport {
     /// Reads, blocking until something arrives (or a timeout).
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
-    /// Reads what is there; `WouldBlock` when nothing is.
-    fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Reads when the connection is between requests: lingering briefly
+    /// for the next one, or not waiting at all; `WouldBlock` when nothing came.
+    fn read_idle(&self, buf: &mut [u8], linger: bool) -> io::Result<usize>;
     /// Writes from several buffers, possibly partially.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 }
@@ -29,8 +30,12 @@ impl Transport for crate::sys::Socket {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         crate::sys::Socket::read(self, buf)
     }
-    fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::sys::Socket::read_nonblocking(self, buf)
+    fn read_idle(&self, buf: &mut [u8], linger: bool) -> io::Result<usize> {
+        if linger {
+            self.read_lingering(buf)
+        } else {
+            self.read_nonblocking(buf)
+        }
     }
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         crate::sys::Socket::write_vectored(self, bufs)
@@ -69,6 +74,9 @@ pub(crate) trait Control {
     fn stopping(&self) -> bool;
     /// Called once a request has been answered.
     fn request_done(&self);
+    /// Whether a worker may wait a moment on an idle connection for its
+    /// next request (nothing else is waiting for a worker).
+    fn may_linger(&self) -> bool;
 }
 
 /// No server around: never stopping, nothing counted.
@@ -79,6 +87,9 @@ impl Control for NoControl {
         false
     }
     fn request_done(&self) {}
+    fn may_linger(&self) -> bool {
+        false
+    }
 }
 
 impl Config {
@@ -128,17 +139,17 @@ impl ReadBuf {
     }
 
     /// Reads more bytes after what is held; `Ok(0)` at end of stream.
-    pub(crate) fn fill(&mut self, io: &dyn Transport, nonblocking: bool) -> io::Result<usize> {
+    /// `idle`: between requests (see [`Transport::read_idle`]).
+    pub(crate) fn fill(&mut self, io: &dyn Transport, idle: Option<bool>) -> io::Result<usize> {
         if self.buf.len() - self.end < MAX_RECORD_LEN {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
         let spare = &mut self.buf[self.end..];
-        let n = if nonblocking {
-            io.read_nonblocking(spare)?
-        } else {
-            io.read(spare)?
+        let n = match idle {
+            Some(linger) => io.read_idle(spare, linger)?,
+            None => io.read(spare)?,
         };
         self.end += n;
         Ok(n)
@@ -230,7 +241,7 @@ pub(crate) fn serve(
     // A connection never inherits bytes that another one left behind.
     bufs.rbuf.clear();
     loop {
-        let active = match gather(io, bufs, cfg)? {
+        let active = match gather(io, bufs, cfg, ctl)? {
             Gathered::Request(active) => active,
             Gathered::Idle if !ctl.stopping() => return Ok(Outcome::Park),
             Gathered::Idle | Gathered::Close => return Ok(Outcome::Close { drain: false }),
@@ -262,13 +273,18 @@ enum Gathered {
 }
 
 /// Reads records until a request's params are complete.
-fn gather(io: &dyn Transport, bufs: &mut Buffers, cfg: &Config) -> Result<Gathered, Fault> {
+fn gather(
+    io: &dyn Transport,
+    bufs: &mut Buffers,
+    cfg: &Config,
+    ctl: &dyn Control,
+) -> Result<Gathered, Fault> {
     let mut active: Option<Active> = None;
     bufs.params.clear();
     loop {
         let Some((rec, used)) = protocol::decode_record(bufs.rbuf.data())? else {
             let idle = active.is_none() && bufs.rbuf.data().is_empty();
-            match bufs.rbuf.fill(io, idle) {
+            match bufs.rbuf.fill(io, idle.then(|| ctl.may_linger())) {
                 Ok(0) if idle => return Ok(Gathered::Close),
                 Ok(0) => {
                     return Err(Fault::Io(io::Error::new(
@@ -519,7 +535,7 @@ mod tests {
             self.pos.set(self.pos.get() + n);
             Ok(n)
         }
-        fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        fn read_idle(&self, buf: &mut [u8], _linger: bool) -> io::Result<usize> {
             self.read(buf)
         }
         fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

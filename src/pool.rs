@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) stop: Arc<EventFd>,
     pub(crate) served: AtomicU64,
     pub(crate) max_requests: Option<u64>,
+    /// The workers' channel, to see whether connections are waiting.
+    pub(crate) jobs: Receiver<Conn>,
 }
 
 impl Shared {
@@ -59,6 +61,10 @@ impl Shared {
 impl Control for Shared {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
+    }
+
+    fn may_linger(&self) -> bool {
+        self.jobs.is_empty() && !self.stopping()
     }
 
     fn request_done(&self) {
@@ -135,12 +141,13 @@ fn close(sock: Socket, drain: bool) {
     let _ = sock.shutdown_write();
     let mut scratch = [0u8; 4096];
     let (mut budget, deadline) = (1 << 20, Instant::now() + Duration::from_secs(1));
+    let mut sock = sock;
     if drain {
-        let _ = sock.set_timeouts(Some(Duration::from_millis(200)), None);
+        let _ = sock.set_timeouts(Duration::from_millis(200), None, None);
     }
     while budget > 0 && Instant::now() < deadline {
         let n = if drain {
-            sock.read(&mut scratch)
+            sock.read_lingering(&mut scratch)
         } else {
             sock.read_nonblocking(&mut scratch)
         };

@@ -261,7 +261,7 @@ impl<'a> Body<'a> {
     fn advance(&mut self) -> Result<(), Fault> {
         while self.left == 0 && !self.done && !self.aborted.get() {
             let Some((rec, used)) = protocol::decode_record(self.rbuf.data())? else {
-                if self.rbuf.fill(self.io, false)? == 0 {
+                if self.rbuf.fill(self.io, None)? == 0 {
                     return Err(Fault::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the web server closed the connection before the end of the request",

@@ -57,28 +57,26 @@ fn timed_out(e: io::Error) -> io::Error {
 }
 
 /// A connected stream socket, unix or TCP, in blocking mode.
+///
+/// Its receive timeout (`SO_RCVTIMEO`) is the short linger time, so that a
+/// plain `read` is what waits for a kept-open connection's next request;
+/// a read in the middle of a request that meets it goes on waiting in
+/// `poll`, up to the read timeout.
 #[derive(Debug)]
 pub(crate) struct Socket {
     fd: OwnedFd,
+    read_timeout: Option<Duration>,
 }
 
 impl Socket {
     pub(crate) fn from_fd(fd: OwnedFd) -> Socket {
-        Socket { fd }
+        Socket {
+            fd,
+            read_timeout: None,
+        }
     }
 
-    /// Reads, blocking up to the receive timeout.
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        retry(|| {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            cvt_size(n)
-        })
-        .map_err(timed_out)
-    }
-
-    /// Reads what is there without blocking; `WouldBlock` when nothing is.
-    pub(crate) fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn recv(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
         retry(|| {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
             let n = unsafe {
@@ -86,11 +84,35 @@ impl Socket {
                     self.fd.as_raw_fd(),
                     buf.as_mut_ptr().cast(),
                     buf.len(),
-                    libc::MSG_DONTWAIT,
+                    flags,
                 )
             };
             cvt_size(n)
         })
+    }
+
+    /// Reads, waiting up to the read timeout.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.recv(buf, 0) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !poll_readable(&[self.fd.as_fd()], self.read_timeout)?[0] {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads, waiting at most the linger time; `WouldBlock` when nothing came.
+    pub(crate) fn read_lingering(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf, 0)
+    }
+
+    /// Reads what is there without blocking; `WouldBlock` when nothing is.
+    pub(crate) fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf, libc::MSG_DONTWAIT)
     }
 
     /// Writes from several buffers at once, blocking up to the send timeout.
@@ -112,13 +134,17 @@ impl Socket {
         cvt(unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) }).map(drop)
     }
 
-    /// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO`; `None` means wait forever.
+    /// Sets how long an idle read lingers (`SO_RCVTIMEO`), how long a read
+    /// in a request may wait, and how long a write may (`SO_SNDTIMEO`);
+    /// `None` means forever.
     pub(crate) fn set_timeouts(
-        &self,
+        &mut self,
+        linger: Duration,
         read: Option<Duration>,
         write: Option<Duration>,
     ) -> io::Result<()> {
-        set_timeval(self.fd.as_fd(), libc::SO_RCVTIMEO, read)?;
+        self.read_timeout = read;
+        set_timeval(self.fd.as_fd(), libc::SO_RCVTIMEO, Some(linger))?;
         set_timeval(self.fd.as_fd(), libc::SO_SNDTIMEO, write)
     }
 }
