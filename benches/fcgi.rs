@@ -462,7 +462,11 @@ impl Bench {
         match kind {
             Kind::Ours => {
                 let mut c = Command::new(apps.join(app));
-                c.env_remove("FCGI_WORKERS");
+                // The library's default pool, unless the run asks for a size.
+                match std::env::var("FCGI_BENCH_WORKERS") {
+                    Ok(n) => c.env("FCGI_WORKERS", n),
+                    Err(_) => c.env_remove("FCGI_WORKERS"),
+                };
                 c
             }
             Kind::Raw => {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use std::{io, thread};
@@ -48,6 +48,73 @@ pub(crate) struct Shared {
     pub(crate) max_requests: Option<u64>,
     /// The workers' channel, to see whether connections are waiting.
     pub(crate) jobs: Receiver<Conn>,
+    pub(crate) pool: Pool,
+}
+
+/// The workers: started one at a time as load needs them, up to the
+/// configured number, and kept.
+pub(crate) struct Pool {
+    /// What a new worker needs; taken away at shutdown so that no worker
+    /// starts after it, and so that `done` can disconnect.
+    spawner: Mutex<Option<(Receiver<Conn>, Sender<()>)>>,
+    started: AtomicUsize,
+    idle: AtomicUsize,
+    max: usize,
+}
+
+impl Pool {
+    /// A pool of at most `max` workers on `jobs`. Each worker holds a clone
+    /// of `done` until it exits, so that `done`'s receiver learns when all
+    /// have exited.
+    pub(crate) fn new(max: usize, jobs: Receiver<Conn>, done: Sender<()>) -> Pool {
+        Pool {
+            spawner: Mutex::new(Some((jobs, done))),
+            started: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// No worker starts after this.
+    pub(crate) fn close(&self) {
+        self.spawner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+}
+
+/// Starts a worker if none is idle to take the connection just queued and
+/// the pool is not full. A failure to start one is logged; the workers
+/// already running go on.
+pub(crate) fn grow(shared: &Arc<Shared>) {
+    let pool = &shared.pool;
+    if pool.idle.load(Ordering::SeqCst) > 0 || pool.started.load(Ordering::SeqCst) >= pool.max {
+        return;
+    }
+    let guard = pool.spawner.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((jobs, done)) = guard.as_ref() else {
+        return;
+    };
+    let i = pool.started.load(Ordering::SeqCst);
+    if i >= pool.max {
+        return;
+    }
+    // Counted (and idle) before it runs: it may take a connection at once.
+    pool.started.fetch_add(1, Ordering::SeqCst);
+    pool.idle.fetch_add(1, Ordering::SeqCst);
+    let (shared2, jobs, done) = (Arc::clone(shared), jobs.clone(), done.clone());
+    let spawned = thread::Builder::new()
+        .name(format!("fcgi-worker-{i}"))
+        .spawn(move || {
+            work(&shared2, &jobs);
+            drop(done);
+        });
+    if let Err(e) = spawned {
+        pool.started.fetch_sub(1, Ordering::SeqCst);
+        pool.idle.fetch_sub(1, Ordering::SeqCst);
+        log(&format!("cannot start worker thread {i}: {e}"));
+    }
 }
 
 impl Shared {
@@ -78,32 +145,24 @@ impl Control for Shared {
     }
 }
 
-/// Starts `n` workers on `jobs`. Each holds a clone of `done` until it
-/// exits, so that `done`'s receiver learns when all have.
-pub(crate) fn spawn_workers(
-    n: usize,
-    shared: &Arc<Shared>,
-    jobs: &Receiver<Conn>,
-    done: &Sender<()>,
-) -> io::Result<()> {
-    for i in 0..n {
-        let (shared, jobs, done) = (Arc::clone(shared), jobs.clone(), done.clone());
-        thread::Builder::new()
-            .name(format!("fcgi-worker-{i}"))
-            .spawn(move || {
-                work(&shared, &jobs);
-                drop(done);
-            })
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start worker thread: {e}")))?;
-    }
-    Ok(())
-}
-
-fn work(shared: &Shared, jobs: &Receiver<Conn>) {
+fn work(shared: &Arc<Shared>, jobs: &Receiver<Conn>) {
     let mut bufs = Buffers::new();
-    for conn in jobs {
+    let idle = &shared.pool.idle;
+    while let Ok(conn) = jobs.recv() {
+        idle.fetch_sub(1, Ordering::SeqCst);
+        // The sender may have looked for an idle worker before this one
+        // stopped being idle; if more connections wait, look again.
+        if !jobs.is_empty() {
+            grow(shared);
+        }
         let served = catch_unwind(AssertUnwindSafe(|| {
-            connection::serve(&conn.sock, &mut bufs, &shared.cfg, &*shared.handler, shared)
+            connection::serve(
+                &conn.sock,
+                &mut bufs,
+                &shared.cfg,
+                &*shared.handler,
+                &**shared,
+            )
         }));
         match served {
             Ok(Ok(Outcome::Park)) => shared.parker.park(conn),
@@ -114,6 +173,7 @@ fn work(shared: &Shared, jobs: &Receiver<Conn>) {
                 bufs = Buffers::new();
             }
         }
+        idle.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -212,7 +272,7 @@ impl Parker {
 
     /// Sends connections that become readable to `jobs`, closes those idle
     /// too long, and returns when `stop` fires (closing all it holds).
-    pub(crate) fn run(&self, jobs: &Sender<Conn>) {
+    pub(crate) fn run(&self, jobs: &Sender<Conn>, grow: &dyn Fn()) {
         let mut tokens = Vec::with_capacity(256);
         let mut ready = Vec::with_capacity(256);
         let mut next_sweep = Instant::now() + Duration::from_secs(1);
@@ -245,6 +305,7 @@ impl Parker {
                 if jobs.send(conn).is_err() {
                     return;
                 }
+                grow();
             }
         }
     }

@@ -12,7 +12,7 @@ use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender, bounded};
 use crate::cgi::{self, Cgi};
 use crate::connection::{self, Buffers, Config, Fault, NoControl};
 use crate::listener::{self, AllowList, Listener};
-use crate::pool::{self, Conn, Parker, Shared, log};
+use crate::pool::{self, Conn, Parker, Pool, Shared, log};
 use crate::protocol::Role;
 use crate::request::Request;
 use crate::response::Response;
@@ -284,6 +284,7 @@ where
             std::mem::forget(Arc::clone(&stop));
         }
         let (jobs_tx, jobs_rx) = bounded::<Conn>(self.cfg.workers);
+        let (done_tx, done_rx) = bounded::<()>(0);
         let shared = Arc::new(Shared {
             cfg: self.cfg.clone(),
             handler: Box::new(self.handler),
@@ -293,18 +294,18 @@ where
             served: AtomicU64::new(0),
             max_requests: self.max_requests,
             jobs: jobs_rx.clone(),
+            pool: Pool::new(self.cfg.workers, jobs_rx, done_tx),
         });
-        let (done_tx, done_rx) = bounded::<()>(0);
-        pool::spawn_workers(shared.cfg.workers, &shared, &jobs_rx, &done_tx)?;
-        drop((jobs_rx, done_tx));
+        pool::grow(&shared);
         let parker = {
             let (shared, jobs) = (Arc::clone(&shared), jobs_tx.clone());
             thread::Builder::new()
                 .name("fcgi-parker".into())
-                .spawn(move || shared.parker.run(&jobs))?
+                .spawn(move || shared.parker.run(&jobs, &|| pool::grow(&shared)))?
         };
         let timeouts = (self.read_timeout, self.write_timeout);
-        accept_loop(&listener, &stop, &jobs_tx, timeouts, allow.as_ref());
+        let grow = || pool::grow(&shared);
+        accept_loop(&listener, &stop, &jobs_tx, timeouts, allow.as_ref(), &grow);
         if let Some(sig) = sys::stop_signal() {
             log(&format!(
                 "{} received; finishing requests in flight",
@@ -314,6 +315,7 @@ where
         shared.stopping.store(true, Ordering::Relaxed);
         drop((listener, jobs_tx));
         let _ = parker.join();
+        shared.pool.close();
         wait_for_workers(&done_rx, self.grace);
         if self.handle_signals {
             sys::restore_stop_signals();
@@ -335,6 +337,7 @@ fn accept_loop(
     jobs: &Sender<Conn>,
     (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
     allow: Option<&AllowList>,
+    grow: &dyn Fn(),
 ) {
     let mut backoff = Backoff::default();
     loop {
@@ -375,7 +378,10 @@ fn accept_loop(
         let mut conn = Conn::new(sock);
         loop {
             match jobs.send_timeout(conn, Duration::from_millis(100)) {
-                Ok(()) => break,
+                Ok(()) => {
+                    grow();
+                    break;
+                }
                 Err(SendTimeoutError::Timeout(c)) if !stop.is_notified() => conn = c,
                 Err(_) => return,
             }

@@ -51,7 +51,9 @@ fn keep_conn_requests_allocate_nothing_in_steady_state() {
             let _ = req.param("SCRIPT_NAME");
             res.write_all(b"Hello, World!\n")
         },
-        |s| s,
+        // The pool at its full size from the start: starting a worker
+        // allocates, and is growth, not steady state.
+        |s| s.workers(1),
     );
     let params: Vec<(&str, String)> = (0..25)
         .map(|i| ("HTTP_X_HEADER_NAME", format!("value number {i}")))

@@ -333,3 +333,47 @@ fn header_injection_is_refused() {
     assert!(String::from_utf8_lossy(&res.stderr).contains("refused"));
     let _ = protocol::VERSION_1;
 }
+
+#[test]
+fn small_and_large_writes_interleave_in_order_and_aligned() {
+    let piece =
+        |n: usize, seed: u8| -> Vec<u8> { (0..n).map(|i| seed.wrapping_add(i as u8)).collect() };
+    let sizes = [
+        10usize,
+        100_000,
+        5,
+        40_000,
+        32 * 1024,
+        1,
+        2 * 1024 * 1024 + 3,
+    ];
+    let expected: Vec<u8> = sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &n)| piece(n, i as u8))
+        .collect();
+    let srv = TestServer::start(
+        move |_req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>| {
+            res.header("X-Pieces", &sizes.len().to_string());
+            for (i, &n) in sizes.iter().enumerate() {
+                res.write_all(&piece(n, i as u8))?;
+                writeln!(res.stderr(), "piece {i}")?;
+            }
+            Ok(())
+        },
+        |s| s,
+    );
+    let mut raw = srv.connect();
+    raw.send(&request(1, false, &[("REQUEST_METHOD", "GET")], b""))
+        .unwrap();
+    let reply = raw.read_reply(1);
+    assert!(reply.stdout_str().contains("X-Pieces: 7\r\n"));
+    assert!(reply.body() == &expected[..], "body differs");
+    for rec in &reply.records {
+        assert_eq!(rec.header.record_len() % 8, 0, "{:?}", rec.header);
+        assert!(rec.header.content_len as usize <= 65528);
+    }
+    let stderr = String::from_utf8(reply.stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 7, "{stderr}");
+    assert_eq!(reply.end.unwrap().protocol_status, 0);
+}
