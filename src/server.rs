@@ -122,9 +122,10 @@ where
         self
     }
 
-    /// How many worker threads serve requests (at least 1). See
-    /// [`default_workers`] for the default. Idle keep-alive connections do
-    /// not occupy a worker.
+    /// How many worker threads may serve requests at once (at least 1).
+    /// See [`default_workers`] for the default. Workers start as load needs
+    /// them, up to this number, and then stay; an idle server holds one.
+    /// Idle keep-alive connections do not occupy a worker.
     pub fn workers(mut self, n: usize) -> Self {
         self.cfg.workers = n.max(1);
         self
