@@ -38,18 +38,17 @@ fn main() {
         raw::serve(&args[i + 1]);
     }
     let smoke = args.iter().any(|a| a == "--smoke");
-    let cfg = if smoke {
-        Bench {
-            rounds: 1,
-            secs: 0.2,
-            starts: 2,
-        }
-    } else {
-        Bench {
-            rounds: 5,
-            secs: 1.0,
-            starts: 15,
-        }
+    let others: Vec<Other> = args
+        .windows(2)
+        .filter(|w| w[0] == "--other")
+        .map(|w| Other::parse(&w[1]))
+        .collect();
+    let (rounds, secs, starts) = if smoke { (1, 0.2, 2) } else { (5, 1.0, 15) };
+    let cfg = Bench {
+        rounds,
+        secs,
+        starts,
+        others,
     };
     let apps = build_examples();
     cfg.run(&apps);
@@ -133,6 +132,30 @@ impl Drop for TempDir {
 enum Kind {
     Ours,
     Raw,
+    /// Another implementation, from `--other`.
+    Other(usize),
+}
+
+/// Another FastCGI implementation to run through the same scenarios
+/// (`benches/compare.sh` builds them): `--other NAME=HELLO|ECHO`, each
+/// command a space-separated argument list, started like the others.
+struct Other {
+    name: String,
+    hello: Vec<String>,
+    echo: Vec<String>,
+}
+
+impl Other {
+    fn parse(spec: &str) -> Other {
+        let (name, cmds) = spec.split_once('=').expect("--other NAME=HELLO|ECHO");
+        let (hello, echo) = cmds.split_once('|').expect("--other NAME=HELLO|ECHO");
+        let argv = |c: &str| c.split_whitespace().map(str::to_owned).collect();
+        Other {
+            name: name.to_owned(),
+            hello: argv(hello),
+            echo: argv(echo),
+        }
+    }
 }
 
 /// What one scenario sends and expects.
@@ -322,8 +345,10 @@ impl Reader {
     }
 
     fn response(&mut self, stream: &mut UnixStream, check_hello: bool) -> io::Result<usize> {
+        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
+        // The first bytes of STDOUT (headers and the start of the body) and the total.
+        let mut first = [0u8; 512];
         let mut stdout = 0usize;
-        let mut head = [0u8; 64];
         loop {
             let Some((rec, used)) = protocol::decode_record(&self.buf[self.start..self.end])
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
@@ -340,41 +365,60 @@ impl Reader {
                 self.end += n;
                 continue;
             };
-            let h = rec.header;
-            match h.record_type {
+            match rec.header.record_type {
                 record_type::STDOUT => {
                     let c = rec.content;
-                    if stdout < head.len() {
-                        let n = c.len().min(head.len() - stdout);
-                        head[stdout..stdout + n].copy_from_slice(&c[..n]);
-                    }
-                    if check_hello && !c.is_empty() && c != &[HEAD, HELLO_BODY].concat()[..] {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "wrong hello body",
-                        ));
+                    if stdout < first.len() {
+                        let n = c.len().min(first.len() - stdout);
+                        first[stdout..stdout + n].copy_from_slice(&c[..n]);
                     }
                     stdout += c.len();
                 }
+                record_type::STDERR => {}
                 record_type::END_REQUEST => {
                     let end = EndRequest::decode(rec.content)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                     self.start += used;
-                    if end.protocol_status != 0 || !head.starts_with(b"Status: 200") {
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a 200"));
+                    if end.protocol_status != 0 {
+                        return Err(bad("request not complete"));
                     }
-                    return Ok(stdout - HEAD.len());
+                    return body_len(&first[..stdout.min(first.len())], stdout, check_hello);
                 }
-                _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "unexpected record",
-                    ));
-                }
+                _ => return Err(bad("unexpected record")),
             }
             self.start += used;
         }
     }
+}
+
+/// Checks a CGI response from its first bytes (`Status`, if sent, must be
+/// 200; a hello body must be exactly that) and returns the body's length.
+fn body_len(first: &[u8], total: usize, check_hello: bool) -> io::Result<usize> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
+    let (head_end, sep) = match first.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => (i, 4),
+        None => (
+            first
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .ok_or_else(|| bad("no header end"))?,
+            2,
+        ),
+    };
+    let head = std::str::from_utf8(&first[..head_end]).map_err(|_| bad("headers not UTF-8"))?;
+    let status_ok = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("status"))
+        .is_none_or(|(_, v)| v.trim().starts_with("200"));
+    if !status_ok {
+        return Err(bad("not a 200"));
+    }
+    let body_at = head_end + sep;
+    if check_hello && first.get(body_at..) != Some(HELLO_BODY) {
+        return Err(bad("wrong hello body"));
+    }
+    Ok(total - body_at)
 }
 
 /// What a load run measured.
@@ -400,12 +444,18 @@ fn load(path: &Path, s: &Scenario, secs: f64) -> Load {
                 let mut reader = Reader::new();
                 let mut latencies = Vec::with_capacity(if s.conns == 1 { 1 << 20 } else { 0 });
                 let (mut n, mut bytes) = (0u64, 0u64);
-                let mut stream = UnixStream::connect(&path).unwrap();
+                let connect = || {
+                    let s = UnixStream::connect(&path).unwrap();
+                    // A server that stops answering fails the run instead of hanging it.
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    s
+                };
+                let mut stream = connect();
                 barrier.wait();
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
                     if !s.keep_conn && n > 0 {
-                        stream = UnixStream::connect(&path).unwrap();
+                        stream = connect();
                         reader = Reader {
                             start: 0,
                             end: 0,
@@ -455,6 +505,7 @@ struct Bench {
     rounds: usize,
     secs: f64,
     starts: usize,
+    others: Vec<Other>,
 }
 
 impl Bench {
@@ -474,7 +525,21 @@ impl Bench {
                 c.args(["--raw-server", raw_mode]);
                 c
             }
+            Kind::Other(i) => {
+                let o = &self.others[i];
+                let argv = if app == "hello" { &o.hello } else { &o.echo };
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
         }
+    }
+
+    /// Every server of the run: the raw ceiling, ours, then the others.
+    fn kinds(&self) -> Vec<Kind> {
+        let mut k = vec![Kind::Raw, Kind::Ours];
+        k.extend((0..self.others.len()).map(Kind::Other));
+        k
     }
 
     fn run(&self, apps: &Path) {
@@ -491,15 +556,37 @@ impl Bench {
             "", "scenario", "fcgi-server", "raw", "ratio"
         );
         let mut s6 = (0u64, 0u64);
+        // For each other implementation: per scenario its ratio, and its peak memory.
+        let mut other_ratios = vec![Vec::new(); self.others.len()];
+        let mut other_peak = vec![0u64; self.others.len()];
         for s in &SCENARIOS {
             let mut ours = Vec::new();
             let mut raw = Vec::new();
+            let mut theirs = vec![Vec::new(); self.others.len()];
             let mut p50 = Vec::new();
             let mut p99 = Vec::new();
             let mut fairness = Vec::new();
             for _ in 0..self.rounds {
-                for kind in [Kind::Raw, Kind::Ours] {
+                for kind in self.kinds() {
                     let server = Server::start(&mut self.command(kind, apps, s.app, s.raw_mode));
+                    if let Kind::Other(i) = kind {
+                        // Another implementation may fail a scenario: say so, go on.
+                        let measured = std::panic::catch_unwind(|| {
+                            let _ = load(&server.path, s, self.secs.min(0.2));
+                            load(&server.path, s, self.secs)
+                        });
+                        theirs[i].push(measured.map_or(f64::NAN, |m| {
+                            if s.bytes {
+                                m.body_bytes as f64 / m.secs / MIB as f64
+                            } else {
+                                m.requests as f64 / m.secs
+                            }
+                        }));
+                        if s.name == "S2" {
+                            other_peak[i] = other_peak[i].max(server.status_kib("VmHWM:"));
+                        }
+                        continue;
+                    }
                     let _ = load(&server.path, s, self.secs.min(0.2));
                     let mut m = load(&server.path, s, self.secs);
                     let rate = if s.bytes {
@@ -528,6 +615,9 @@ impl Bench {
                 }
             }
             let (o, r) = (median(&mut ours), median(&mut raw));
+            for (i, t) in theirs.iter_mut().enumerate() {
+                other_ratios[i].push(median(t) / r);
+            }
             let unit = if s.bytes { "MB/s" } else { "req/s" };
             println!(
                 "{:<4} {:<46} {:>9.0} {:<4} {:>9.0} {:<4} {:>7.2}  {}",
@@ -566,47 +656,89 @@ impl Bench {
             s6.0 as f64 / 1024.0
         );
         self.cold_start(apps);
+        self.print_others(apps, &other_ratios, &other_peak);
     }
 
     /// Resident memory of a freshly started hello after one request.
     fn idle_rss(&self, apps: &Path) -> u64 {
-        let server = Server::start(&mut self.command(Kind::Ours, apps, "hello", "hello"));
+        self.idle_rss_of(Kind::Ours, apps)
+    }
+
+    fn idle_rss_of(&self, kind: Kind, apps: &Path) -> u64 {
+        let server = Server::start(&mut self.command(kind, apps, "hello", "hello"));
         let s = SCENARIOS[0];
         let mut stream = UnixStream::connect(&server.path).unwrap();
         stream.write_all(&encode_request(&s)).unwrap();
-        Reader::new().response(&mut stream, true).unwrap();
+        let _ = Reader::new().response(&mut stream, true);
         thread::sleep(Duration::from_millis(100));
         server.status_kib("VmRSS:")
     }
 
-    /// S7: from exec to the first complete response.
+    /// S7: from exec to the first complete response, ours against raw.
     fn cold_start(&self, apps: &Path) {
-        let request = encode_request(&SCENARIOS[0]);
-        let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..self.starts {
-            for (i, kind) in [Kind::Raw, Kind::Ours].into_iter().enumerate() {
-                let dir = TempDir::new();
-                let path = dir.0.join("cold.sock");
-                let listener = UnixListener::bind(&path).unwrap();
-                let mut stream = UnixStream::connect(&path).unwrap();
-                let start = Instant::now();
-                let mut child = self
-                    .command(kind, apps, "hello", "hello")
-                    .stdin(Stdio::from(OwnedFd::from(listener)))
-                    .spawn()
-                    .unwrap();
-                stream.write_all(&request).unwrap();
-                Reader::new().response(&mut stream, true).unwrap();
-                times[i].push(start.elapsed().as_secs_f64() * 1e3);
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        let (raw, ours) = (median(&mut times[0]), median(&mut times[1]));
+        let raw = self.start_ms(Kind::Raw, apps);
+        let ours = self.start_ms(Kind::Ours, apps);
         println!(
             "S7   cold start, exec to first response: {ours:.2} ms vs raw {raw:.2} ms  ratio {:.2}  target <= 1.2",
             ours / raw
         );
+    }
+
+    /// Median milliseconds from exec to the first complete hello response.
+    fn start_ms(&self, kind: Kind, apps: &Path) -> f64 {
+        let request = encode_request(&SCENARIOS[0]);
+        let mut times = Vec::new();
+        for _ in 0..self.starts {
+            let dir = TempDir::new();
+            let path = dir.0.join("cold.sock");
+            let listener = UnixListener::bind(&path).unwrap();
+            let mut stream = UnixStream::connect(&path).unwrap();
+            let start = Instant::now();
+            let mut child = self
+                .command(kind, apps, "hello", "hello")
+                .stdin(Stdio::from(OwnedFd::from(listener)))
+                .spawn()
+                .unwrap();
+            stream.write_all(&request).unwrap();
+            let ok = Reader::new().response(&mut stream, true).is_ok();
+            times.push(if ok {
+                start.elapsed().as_secs_f64() * 1e3
+            } else {
+                f64::NAN
+            });
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        median(&mut times)
+    }
+
+    /// The other implementations' ratios to the same raw runs.
+    fn print_others(&self, apps: &Path, ratios: &[Vec<f64>], peaks: &[u64]) {
+        if self.others.is_empty() {
+            return;
+        }
+        println!("\nother implementations, ratio to the raw server of the same rounds:");
+        print!("{:<24}", "");
+        for s in &SCENARIOS {
+            print!(" {:>6}", s.name);
+        }
+        println!("  S6 idle / peak MiB    S7 ms");
+        for (i, o) in self.others.iter().enumerate() {
+            print!("{:<24}", o.name);
+            for r in &ratios[i] {
+                if r.is_nan() {
+                    print!(" {:>6}", "failed");
+                } else {
+                    print!(" {r:>6.2}");
+                }
+            }
+            let idle = self.idle_rss_of(Kind::Other(i), apps) as f64 / 1024.0;
+            let start = self.start_ms(Kind::Other(i), apps);
+            println!(
+                "  {idle:>8.2} / {:<8.2} {start:>8.2}",
+                peaks[i] as f64 / 1024.0
+            );
+        }
     }
 }
 

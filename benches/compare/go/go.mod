@@ -1,0 +1,3 @@
+module fcgibench
+
+go 1.19
