@@ -376,7 +376,8 @@ pub(crate) fn classify(h: &Header, active: Option<&Active>) -> Kind {
     }
 }
 
-fn invalid_type(h: &Header) -> Fault {
+/// The fault for a record type that only applications send.
+pub(crate) fn invalid_type(h: &Header) -> Fault {
     Fault::Protocol(format!(
         "record type {} (sent only by applications) from the web server",
         h.record_type

@@ -286,12 +286,7 @@ impl<'a> Body<'a> {
                 Kind::Concurrent => {
                     connection::refuse(self.io, h.request_id, ProtocolStatus::CantMpxConn)?
                 }
-                Kind::Invalid => {
-                    return Err(Fault::Protocol(format!(
-                        "record type {} (sent only by applications) from the web server",
-                        h.record_type
-                    )));
-                }
+                Kind::Invalid => return Err(connection::invalid_type(&h)),
                 Kind::Ours | Kind::Begin | Kind::Ignore => {}
             }
             self.rbuf.consume(used);

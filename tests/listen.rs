@@ -36,20 +36,6 @@ fn serve(
     (handle, thread::spawn(move || server.run()))
 }
 
-fn connect_retry(addr: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Client::connect(addr) {
-            Ok(c) => return c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot connect to {addr}: {e}"),
-        }
-    }
-}
-
 #[test]
 fn unix_bind_sets_the_mode_and_removes_the_socket_on_shutdown() {
     let dir = TempDir::new("bind");

@@ -12,17 +12,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 use support::*;
 
-fn connect_retry(addr: &str) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Client::connect(addr) {
-            Ok(c) => return c,
-            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("cannot connect to {addr}: {e}"),
-        }
-    }
-}
-
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {

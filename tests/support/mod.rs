@@ -268,6 +268,19 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Connects a client to `addr`, retrying for up to 10 s while the server
+/// starts.
+pub fn connect_retry(addr: &str) -> fcgi_server::client::Client {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match fcgi_server::client::Client::connect(addr) {
+            Ok(c) => return c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("cannot connect to {addr}: {e}"),
+        }
+    }
+}
+
 /// Polls `f` until it holds or `limit` passes; returns whether it held.
 pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
