@@ -121,7 +121,15 @@ impl Frontend {
     fn workdir(tag: &str) -> (TempDir, PathBuf) {
         let dir = TempDir::new(tag);
         let app = dir.path("app.fcgi");
-        std::fs::copy(example("echo"), &app).unwrap();
+        // Copied by `cp`, not by this process: a file this process holds
+        // open for writing is inherited by any child another test thread
+        // forks meanwhile, and exec'ing the copy then fails with ETXTBSY.
+        let copied = Command::new("cp")
+            .arg(example("echo"))
+            .arg(&app)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "cp {} failed", app.display());
         std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o755)).unwrap();
         (dir, app)
     }
