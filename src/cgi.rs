@@ -212,19 +212,13 @@ mod tests {
             Box::new(out.clone()),
             Box::new(err.clone()),
         );
-        let cfg = Config {
-            workers: 1,
-            roles: [true, false, false],
-            max_params_bytes: 1 << 20,
-            root_mount: false,
-            debug: false,
-        };
         serve(
             &cgi,
             &mut Buffers::new(),
-            &cfg,
+            &Config::default(),
             &handler,
             &crate::connection::NoControl,
+            None,
         )
         .unwrap();
         let out = out.0.borrow();

@@ -2,12 +2,13 @@
 //!
 //! Bytes come in through a [`Transport`] (a real socket, or an in-memory
 //! stream in tests and fuzzing). The worker's reusable [`Buffers`] carry no
-//! state between calls to [`serve`]: a connection handed to the parker has
-//! nothing buffered.
+//! state between calls to [`serve`]: what a connection handed to the
+//! parker has buffered travels with it, as a [`Partial`].
 
 use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
 
 use crate::protocol::{
     self, BeginRequest, Header, MAX_RECORD_LEN, Pairs, ProtocolStatus, Role, record_type,
@@ -62,9 +63,30 @@ pub(crate) fn write_all(io: &dyn Transport, bufs: &mut [IoSlice<'_>]) -> io::Res
 pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) roles: [bool; 3],
+    /// Limits on one request before its handler runs.
     pub(crate) max_params_bytes: usize,
+    pub(crate) max_params: usize,
+    pub(crate) max_records: u32,
+    /// How long a request may take to arrive (its params); also the
+    /// longest wait for one read of its body.
+    pub(crate) read_timeout: Option<Duration>,
     pub(crate) root_mount: bool,
     pub(crate) debug: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            workers: 1,
+            roles: [true, false, false],
+            max_params_bytes: 1 << 20,
+            max_params: 1000,
+            max_records: 10_000,
+            read_timeout: Some(Duration::from_secs(60)),
+            root_mount: false,
+            debug: false,
+        }
+    }
 }
 
 /// What the connection loop asks of the server around it.
@@ -111,6 +133,13 @@ pub(crate) struct ReadBuf {
 }
 
 impl ReadBuf {
+    /// Puts back bytes set aside earlier (less than one record).
+    fn restore(&mut self, bytes: &[u8]) {
+        self.buf[..bytes.len()].copy_from_slice(bytes);
+        self.start = 0;
+        self.end = bytes.len();
+    }
+
     fn new() -> ReadBuf {
         ReadBuf {
             buf: vec![0; 2 * MAX_RECORD_LEN].into_boxed_slice(),
@@ -186,11 +215,33 @@ impl Buffers {
     }
 }
 
+/// A request begun but not yet complete, set aside with the bytes of it
+/// already read while its connection waits in the parker: a slow peer
+/// holds memory (bounded by the limits), never a worker.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Partial {
+    active: Option<Active>,
+    params: Vec<u8>,
+    /// Bytes read but not yet decoded: less than one record.
+    pending: Vec<u8>,
+    records: u32,
+    /// When the peer first kept the request waiting.
+    since: Instant,
+}
+
+impl Partial {
+    /// Whether the request has taken longer than `limit` to arrive.
+    pub(crate) fn expired(&self, limit: Option<Duration>) -> bool {
+        limit.is_some_and(|t| self.since.elapsed() >= t)
+    }
+}
+
 /// What the worker does with the connection after [`serve`] returns.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Keep-conn and nothing to read: hand it to the parker.
-    Park,
+    /// Nothing to read: hand it to the parker, with the part of a request
+    /// that has arrived, if any.
+    Park(Option<Box<Partial>>),
     /// Close it. `drain` asks for a bounded wait for the peer's end of
     /// stream first (its request body may still be on the way).
     Close { drain: bool },
@@ -204,6 +255,9 @@ pub(crate) enum Fault {
     Io(io::Error),
     /// The peer broke the protocol.
     Protocol(String),
+    /// The request went over a limit; it was answered with an error, and
+    /// the connection is closed after a drain.
+    Limit(String),
 }
 
 impl From<io::Error> for Fault {
@@ -219,7 +273,7 @@ impl From<protocol::Error> for Fault {
 }
 
 /// The state of the request in progress.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Active {
     pub(crate) id: u16,
     pub(crate) role: Role,
@@ -237,14 +291,18 @@ pub(crate) fn serve(
     cfg: &Config,
     handler: &Handler,
     ctl: &dyn Control,
+    mut resume: Option<Box<Partial>>,
 ) -> Result<Outcome, Fault> {
     // A connection never inherits bytes that another one left behind.
     bufs.rbuf.clear();
     loop {
-        let active = match gather(io, bufs, cfg, ctl)? {
+        let active = match gather(io, bufs, cfg, ctl, resume.take())? {
             Gathered::Request(active) => active,
-            Gathered::Idle if !ctl.stopping() => return Ok(Outcome::Park),
-            Gathered::Idle | Gathered::Close => return Ok(Outcome::Close { drain: false }),
+            Gathered::Idle if !ctl.stopping() => return Ok(Outcome::Park(None)),
+            Gathered::Stalled(p) if !ctl.stopping() => return Ok(Outcome::Park(Some(p))),
+            Gathered::Idle | Gathered::Stalled(_) | Gathered::Close => {
+                return Ok(Outcome::Close { drain: false });
+            }
         };
         let ended = run_request(io, bufs, cfg, handler, active);
         ctl.request_done();
@@ -267,24 +325,40 @@ enum Gathered {
     Request(Active),
     /// No request under way and nothing more to read yet.
     Idle,
+    /// Part of a request has arrived, and nothing more yet.
+    Stalled(Box<Partial>),
     /// The peer closed between requests, or a request ended early on a
     /// connection that is not kept open.
     Close,
 }
 
-/// Reads records until a request's params are complete.
+/// Reads records until a request's params are complete, starting from
+/// the part of one set aside earlier, if any.
 fn gather(
     io: &dyn Transport,
     bufs: &mut Buffers,
     cfg: &Config,
     ctl: &dyn Control,
+    resume: Option<Box<Partial>>,
 ) -> Result<Gathered, Fault> {
     let mut active: Option<Active> = None;
+    let (mut records, mut since) = (0u32, None);
     bufs.params.clear();
+    if let Some(p) = resume {
+        if p.expired(cfg.read_timeout) {
+            return Err(read_timed_out());
+        }
+        (active, records, since) = (p.active, p.records, Some(p.since));
+        bufs.params.extend_from_slice(&p.params);
+        bufs.rbuf.restore(&p.pending);
+    }
     loop {
         let Some((rec, used)) = protocol::decode_record(bufs.rbuf.data())? else {
             let idle = active.is_none() && bufs.rbuf.data().is_empty();
-            match bufs.rbuf.fill(io, idle.then(|| ctl.may_linger())) {
+            // Mid-request too, the worker waits only a moment, and only
+            // when no other connection waits for it: a peer that stalls is
+            // set aside with what it sent, not waited for.
+            match bufs.rbuf.fill(io, Some(ctl.may_linger())) {
                 Ok(0) if idle => return Ok(Gathered::Close),
                 Ok(0) => {
                     return Err(Fault::Io(io::Error::new(
@@ -296,10 +370,31 @@ fn gather(
                 Err(e) if idle && e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Gathered::Idle);
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let p = Partial {
+                        active,
+                        params: bufs.params.clone(),
+                        pending: bufs.rbuf.data().to_vec(),
+                        records,
+                        since: since.unwrap_or_else(Instant::now),
+                    };
+                    if p.expired(cfg.read_timeout) {
+                        return Err(read_timed_out());
+                    }
+                    return Ok(Gathered::Stalled(Box::new(p)));
+                }
                 Err(e) => return Err(e.into()),
             }
         };
         let h = rec.header;
+        records += 1;
+        if records > cfg.max_records {
+            let msg = format!(
+                "more than {} records before a request was complete",
+                cfg.max_records
+            );
+            return over_limit(io, active, "400 Bad Request", msg);
+        }
         let mut done = false;
         match classify(&h, active.as_ref()) {
             Kind::Management => management(io, &h, rec.content, cfg)?,
@@ -315,10 +410,11 @@ fn gather(
                 if rec.content.is_empty() {
                     done = true;
                 } else if bufs.params.len() + rec.content.len() > cfg.max_params_bytes {
-                    return Err(Fault::Protocol(format!(
-                        "params exceed the limit of {} bytes",
+                    let msg = format!(
+                        "the request's params exceed the limit of {} bytes",
                         cfg.max_params_bytes
-                    )));
+                    );
+                    return over_limit(io, active, TOO_LARGE, msg);
                 } else {
                     bufs.params.extend_from_slice(rec.content);
                 }
@@ -337,10 +433,59 @@ fn gather(
         if done {
             let a = active.expect("params end implies active");
             index_params(&bufs.params, &mut bufs.index, cfg.max_params_bytes)?;
+            if bufs.index.len() > cfg.max_params {
+                let msg = format!(
+                    "the request has {} params, over the limit of {}",
+                    bufs.index.len(),
+                    cfg.max_params
+                );
+                return over_limit(io, active, TOO_LARGE, msg);
+            }
             crate::request::fix_paths(&mut bufs.params, &mut bufs.index, cfg.root_mount);
             return Ok(Gathered::Request(a));
         }
     }
+}
+
+fn read_timed_out() -> Fault {
+    Fault::Io(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the request did not arrive whole within the read timeout",
+    ))
+}
+
+const TOO_LARGE: &str = "431 Request Header Fields Too Large";
+
+/// Ends a request that went over a limit with an error response, `msg`
+/// on its error stream too, and the fault that closes the connection.
+fn over_limit(
+    io: &dyn Transport,
+    active: Option<Active>,
+    status: &str,
+    msg: String,
+) -> Result<Gathered, Fault> {
+    if let Some(a) = active {
+        let head = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{msg}\n");
+        let err = format!("fcgi-server: {msg}\n");
+        let mut out = Vec::with_capacity(head.len() + err.len() + 64);
+        for (t, content) in [
+            (record_type::STDERR, err.as_bytes()),
+            (record_type::STDOUT, head.as_bytes()),
+            (record_type::STDOUT, b""),
+        ] {
+            let h = Header::aligned(t, a.id, content.len() as u16);
+            out.extend_from_slice(&h.encode());
+            out.extend_from_slice(content);
+            out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
+        }
+        out.extend_from_slice(&protocol::encode_end_request(
+            a.id,
+            0,
+            ProtocolStatus::RequestComplete,
+        ));
+        write_all(io, &mut [IoSlice::new(&out)])?;
+    }
+    Err(Fault::Limit(msg))
 }
 
 /// How a record relates to the request in progress.
@@ -520,12 +665,15 @@ mod tests {
     use std::cell::RefCell;
     use std::io::{Read, Write};
 
-    /// Input delivered `chunk` bytes at a time; output collected.
+    /// Input delivered `chunk` bytes at a time; output collected. With
+    /// `stalls`, every other read that may return `WouldBlock` does.
     struct Mem {
         input: Vec<u8>,
         pos: Cell<usize>,
         chunk: usize,
         out: RefCell<Vec<u8>>,
+        stalls: bool,
+        stalled: Cell<bool>,
     }
 
     impl Transport for Mem {
@@ -537,6 +685,10 @@ mod tests {
             Ok(n)
         }
         fn read_idle(&self, buf: &mut [u8], _linger: bool) -> io::Result<usize> {
+            if self.stalls && !self.stalled.replace(true) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.stalled.set(false);
             self.read(buf)
         }
         fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -599,23 +751,93 @@ mod tests {
         res.write_all(&body[..body.len().min(20)])
     }
 
-    fn run(input: &[u8], chunk: usize) -> (Vec<u8>, Outcome) {
-        let io = Mem {
+    fn mem(input: &[u8], chunk: usize, stalls: bool) -> Mem {
+        Mem {
             input: input.to_vec(),
             pos: Cell::new(0),
             chunk,
             out: RefCell::new(Vec::new()),
-        };
-        let cfg = Config {
+            stalls,
+            stalled: Cell::new(false),
+        }
+    }
+
+    fn test_config() -> Config {
+        Config {
             workers: 4,
-            roles: [true, false, false],
             max_params_bytes: 4096,
-            root_mount: false,
-            debug: false,
-        };
+            ..Config::default()
+        }
+    }
+
+    fn run(input: &[u8], chunk: usize) -> (Vec<u8>, Outcome) {
+        let io = mem(input, chunk, false);
         let mut bufs = Buffers::new();
-        let outcome = serve(&io, &mut bufs, &cfg, &handler, &NoControl).unwrap();
+        let outcome = serve(&io, &mut bufs, &test_config(), &handler, &NoControl, None).unwrap();
         (io.out.into_inner(), outcome)
+    }
+
+    /// Like [`run`], with the peer stalling at every other read between
+    /// records: the connection is parked (with its partial request) and
+    /// resumed by the other of two workers each time.
+    fn run_stalling(input: &[u8], chunk: usize) -> (Vec<u8>, Outcome, usize) {
+        let io = mem(input, chunk, true);
+        let mut workers = [Buffers::new(), Buffers::new()];
+        let (mut partial, mut parks) = (None, 0);
+        loop {
+            let bufs = &mut workers[parks % 2];
+            match serve(&io, bufs, &test_config(), &handler, &NoControl, partial) {
+                Ok(Outcome::Park(p)) => {
+                    partial = p;
+                    parks += 1;
+                }
+                outcome => return (io.out.into_inner(), outcome.unwrap(), parks),
+            }
+        }
+    }
+
+    #[test]
+    fn a_peer_stalling_anywhere_gives_the_same_output() {
+        let input = script();
+        let (whole, _) = run(&input, usize::MAX);
+        let mut chunks: Vec<usize> = (1..=40).collect();
+        chunks.extend([97, 300, 4096, 70_000]);
+        for chunk in chunks {
+            let (out, outcome, parks) = run_stalling(&input, chunk);
+            assert!(
+                out == whole,
+                "chunk size {chunk} with stalls changed the output"
+            );
+            assert_eq!(outcome, Outcome::Close { drain: false });
+            assert!(parks > 0, "chunk size {chunk}: never parked");
+        }
+    }
+
+    #[test]
+    fn a_stalled_request_past_the_read_timeout_is_given_up() {
+        let mut input = Vec::new();
+        begin(&mut input, 1);
+        rec(&mut input, record_type::PARAMS, 1, b"\x01\x01ab", 0);
+        let io = mem(&input, usize::MAX, true);
+        let mut bufs = Buffers::new();
+        let cfg = Config {
+            read_timeout: Some(Duration::from_millis(30)),
+            ..test_config()
+        };
+        // Parked with nothing, then with the request begun.
+        let first = serve(&io, &mut bufs, &cfg, &handler, &NoControl, None).unwrap();
+        assert_eq!(first, Outcome::Park(None));
+        let parked = serve(&io, &mut bufs, &cfg, &handler, &NoControl, None).unwrap();
+        let Outcome::Park(Some(p)) = parked else {
+            panic!("not parked with a partial request");
+        };
+        assert!(p.active.is_some() && p.params == b"\x01\x01ab" && !p.expired(cfg.read_timeout));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(p.expired(cfg.read_timeout));
+        match serve(&io, &mut bufs, &cfg, &handler, &NoControl, Some(p)) {
+            Err(Fault::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

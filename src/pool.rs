@@ -16,7 +16,7 @@ use std::{io, thread};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::connection::{self, Buffers, Config, Control, Fault, Handler, Outcome};
+use crate::connection::{self, Buffers, Config, Control, Fault, Handler, Outcome, Partial};
 use crate::sys::{Epoll, EventFd, Socket};
 
 /// A connection on its way to a worker.
@@ -25,6 +25,8 @@ pub(crate) struct Conn {
     sock: Socket,
     /// Whether the parker's epoll knows this fd already.
     registered: bool,
+    /// The part of a request that arrived before the peer stalled.
+    partial: Option<Box<Partial>>,
 }
 
 impl Conn {
@@ -32,6 +34,7 @@ impl Conn {
         Conn {
             sock,
             registered: false,
+            partial: None,
         }
     }
 }
@@ -148,7 +151,7 @@ impl Control for Shared {
 fn work(shared: &Arc<Shared>, jobs: &Receiver<Conn>) {
     let mut bufs = Buffers::new();
     let idle = &shared.pool.idle;
-    while let Ok(conn) = jobs.recv() {
+    while let Ok(mut conn) = jobs.recv() {
         idle.fetch_sub(1, Ordering::SeqCst);
         // The sender may have looked for an idle worker before this one
         // stopped being idle; if more connections wait, look again.
@@ -162,12 +165,22 @@ fn work(shared: &Arc<Shared>, jobs: &Receiver<Conn>) {
                 &shared.cfg,
                 &*shared.handler,
                 &**shared,
+                conn.partial.take(),
             )
         }));
         match served {
-            Ok(Ok(Outcome::Park)) => shared.parker.park(conn),
+            Ok(Ok(Outcome::Park(partial))) => {
+                conn.partial = partial;
+                shared.parker.park(conn);
+            }
             Ok(Ok(Outcome::Close { drain })) => close(conn.sock, drain),
-            Ok(Err(fault)) => log_fault(&fault),
+            Ok(Err(fault)) => {
+                log_fault(&fault);
+                if matches!(fault, Fault::Limit(_)) {
+                    // Its error response is on the way: no reset.
+                    close(conn.sock, true);
+                }
+            }
             Err(_) => {
                 log("internal error while serving a connection; closed it");
                 bufs = Buffers::new();
@@ -191,6 +204,7 @@ fn log_fault(fault: &Fault) {
         Fault::Io(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof) => {}
         Fault::Io(e) => log(&format!("closing connection: {e}")),
         Fault::Protocol(msg) => log(&format!("closing connection: protocol error: {msg}")),
+        Fault::Limit(msg) => log(&format!("closing connection: {msg}")),
     }
 }
 
@@ -218,11 +232,13 @@ fn close(sock: Socket, drain: bool) {
     }
 }
 
-/// Idle connections, waiting in epoll for their next request.
+/// Idle connections, waiting in epoll for their next request, and
+/// connections whose peer stalled mid-request, waiting for the rest.
 pub(crate) struct Parker {
     epoll: Epoll,
     state: Mutex<Parked>,
     idle_timeout: Duration,
+    read_timeout: Option<Duration>,
 }
 
 struct Parked {
@@ -234,7 +250,11 @@ struct Parked {
 const STOP: u64 = u64::MAX;
 
 impl Parker {
-    pub(crate) fn new(stop: &EventFd, idle_timeout: Duration) -> io::Result<Parker> {
+    pub(crate) fn new(
+        stop: &EventFd,
+        idle_timeout: Duration,
+        read_timeout: Option<Duration>,
+    ) -> io::Result<Parker> {
         let epoll = Epoll::new()?;
         epoll.watch(std::os::fd::AsFd::as_fd(stop).as_raw_fd(), STOP)?;
         Ok(Parker {
@@ -244,7 +264,38 @@ impl Parker {
                 closed: false,
             }),
             idle_timeout,
+            read_timeout,
         })
+    }
+
+    /// How often to look for connections past their timeout: often enough
+    /// that none overstays by more than a quarter of its timeout (or 1 s).
+    fn sweep_every(&self) -> Duration {
+        let shortest = self
+            .read_timeout
+            .map_or(self.idle_timeout, |r| r.min(self.idle_timeout));
+        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    /// Closes the connections past their timeout; logs how many were
+    /// stalled mid-request.
+    fn sweep(&self, state: &mut Parked) {
+        let mut stalled = 0;
+        state.conns.retain(|_, (conn, since)| match &conn.partial {
+            Some(p) if p.expired(self.read_timeout) => {
+                stalled += 1;
+                false
+            }
+            Some(_) => true,
+            None => since.elapsed() < self.idle_timeout,
+        });
+        if stalled > 0 {
+            let limit = self.read_timeout.unwrap_or_default();
+            log(&format!(
+                "closed {stalled} connection(s) whose request did not arrive whole \
+                 within the read timeout of {limit:?}"
+            ));
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Parked> {
@@ -275,9 +326,10 @@ impl Parker {
     pub(crate) fn run(&self, jobs: &Sender<Conn>, grow: &dyn Fn()) {
         let mut tokens = Vec::with_capacity(256);
         let mut ready = Vec::with_capacity(256);
-        let mut next_sweep = Instant::now() + Duration::from_secs(1);
+        let every = self.sweep_every();
+        let mut next_sweep = Instant::now() + every;
         loop {
-            if let Err(e) = self.epoll.wait(&mut tokens, Some(Duration::from_secs(1))) {
+            if let Err(e) = self.epoll.wait(&mut tokens, Some(every)) {
                 log(&format!("waiting for idle connections failed: {e}"));
                 thread::sleep(Duration::from_millis(100));
                 continue;
@@ -296,9 +348,8 @@ impl Parker {
                         .filter_map(|t| state.conns.remove(&(*t as RawFd)).map(|(c, _)| c)),
                 );
                 if Instant::now() >= next_sweep {
-                    let limit = self.idle_timeout;
-                    state.conns.retain(|_, (_, since)| since.elapsed() < limit);
-                    next_sweep = Instant::now() + Duration::from_secs(1);
+                    self.sweep(&mut state);
+                    next_sweep = Instant::now() + every;
                 }
             }
             for conn in ready.drain(..) {

@@ -250,7 +250,9 @@ impl<'a> Body<'a> {
     fn fail(&mut self, fault: Fault) -> io::Error {
         let err = match &fault {
             Fault::Io(e) => io::Error::new(e.kind(), e.to_string()),
-            Fault::Protocol(msg) => io::Error::new(io::ErrorKind::InvalidData, msg.clone()),
+            Fault::Protocol(msg) | Fault::Limit(msg) => {
+                io::Error::new(io::ErrorKind::InvalidData, msg.clone())
+            }
         };
         self.fault = Some(fault);
         err

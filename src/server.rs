@@ -44,7 +44,6 @@ pub struct Server<H> {
     bind: Option<String>,
     listener: Option<OwnedFd>,
     socket_mode: u32,
-    read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     idle_timeout: Duration,
     grace: Duration,
@@ -75,15 +74,11 @@ where
             handler,
             cfg: Config {
                 workers: default_workers(),
-                roles: [true, false, false],
-                max_params_bytes: 1 << 20,
-                root_mount: false,
-                debug: false,
+                ..Config::default()
             },
             bind: None,
             listener: None,
             socket_mode: 0o660,
-            read_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(60)),
             idle_timeout: Duration::from_secs(120),
             grace: Duration::from_secs(3),
@@ -133,7 +128,8 @@ where
 
     /// The most bytes of params (the CGI environment) one request may
     /// send, and so the longest name or value. Default 1 MiB. A request
-    /// over the limit closes its connection.
+    /// over the limit is answered with status 431, the reason on its
+    /// error stream, and its connection closed.
     pub fn max_params_bytes(mut self, n: usize) -> Self {
         self.cfg.max_params_bytes = n.clamp(1, u32::MAX as usize);
         self
@@ -157,11 +153,35 @@ where
         self
     }
 
-    /// How long a read from the web server may wait, once a request has
-    /// begun, before the connection is given up. Default 60 s; `None`
-    /// waits forever.
+    /// How long a request may take to arrive, from its first byte to its
+    /// last param, and how long one read of its body may wait, before the
+    /// connection is given up. Default 60 s; `None` waits forever.
+    ///
+    /// A peer that stalls before its params are complete does not hold a
+    /// worker meanwhile: its connection waits with the idle ones, holding
+    /// only the bytes it sent. A stalled body is read by the handler, so
+    /// it holds that worker for up to this long.
     pub fn read_timeout(mut self, d: Option<Duration>) -> Self {
-        self.read_timeout = d;
+        self.cfg.read_timeout = d;
+        self
+    }
+
+    /// The most params (CGI variables) one request may send. Default
+    /// 1000. A request over the limit is answered with status 431, the
+    /// reason on its error stream, and its connection closed.
+    pub fn max_params(mut self, n: usize) -> Self {
+        self.cfg.max_params = n;
+        self
+    }
+
+    /// The most records a connection may send from the end of one request
+    /// to the moment the next one's params are complete (management
+    /// records and records for other request ids count). Default 10,000.
+    /// Over the limit, the request is answered with status 400 and the
+    /// connection closed: a peer cannot keep a worker busy without ever
+    /// finishing a request.
+    pub fn max_records(mut self, n: u32) -> Self {
+        self.cfg.max_records = n.max(2);
         self
     }
 
@@ -247,10 +267,12 @@ where
         }
         let cgi = Cgi::from_env(io::stdin().lock());
         let mut bufs = Buffers::new();
-        match connection::serve(&cgi, &mut bufs, &self.cfg, &self.handler, &NoControl) {
+        match connection::serve(&cgi, &mut bufs, &self.cfg, &self.handler, &NoControl, None) {
             Ok(_) => Ok(()),
             Err(Fault::Io(e)) => Err(e),
-            Err(Fault::Protocol(msg)) => Err(io::Error::new(io::ErrorKind::InvalidData, msg)),
+            Err(Fault::Protocol(msg) | Fault::Limit(msg)) => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, msg))
+            }
         }
     }
 
@@ -290,7 +312,7 @@ where
             cfg: self.cfg.clone(),
             handler: Box::new(self.handler),
             stopping: AtomicBool::new(false),
-            parker: Parker::new(&stop, self.idle_timeout)?,
+            parker: Parker::new(&stop, self.idle_timeout, self.cfg.read_timeout)?,
             stop: Arc::clone(&stop),
             served: AtomicU64::new(0),
             max_requests: self.max_requests,
@@ -304,7 +326,7 @@ where
                 .name("fcgi-parker".into())
                 .spawn(move || shared.parker.run(&jobs, &|| pool::grow(&shared)))?
         };
-        let timeouts = (self.read_timeout, self.write_timeout);
+        let timeouts = (self.cfg.read_timeout, self.write_timeout);
         let grow = || pool::grow(&shared);
         accept_loop(&listener, &stop, &jobs_tx, timeouts, allow.as_ref(), &grow);
         if let Some(sig) = sys::stop_signal() {
@@ -399,25 +421,39 @@ fn transient(e: &io::Error) -> bool {
 }
 
 /// Sleeps after a failure of the listener (out of descriptors, say),
-/// longer each time, and logs only the first of a run of failures.
+/// longer each time in a run of failures, and logs at most one failure a
+/// minute, with the count of those not logged: a server that runs at its
+/// descriptor limit neither spins nor floods its log.
 #[derive(Default)]
 struct Backoff {
+    /// Failures in a row.
     failures: u32,
+    last_log: Option<Instant>,
+    unlogged: u64,
 }
+
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Backoff {
     fn fail(&mut self, msg: &str) {
-        if self.failures == 0 {
-            log(&format!("{msg}; retrying"));
+        if self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            let more = match self.unlogged {
+                0 => String::new(),
+                n => format!(" ({n} more failures since the last report)"),
+            };
+            log(&format!(
+                "{msg}{more}; retrying, serving the connections already open"
+            ));
+            self.last_log = Some(Instant::now());
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
         }
         self.failures += 1;
         thread::sleep(Duration::from_millis(10 << self.failures.min(6)));
     }
 
     fn reset(&mut self) {
-        if self.failures > 0 {
-            log("accepting connections again");
-        }
         self.failures = 0;
     }
 }

@@ -332,3 +332,26 @@ pub fn example(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Raises this process's soft limit on open descriptors to at least `n`
+/// (up to the hard limit), with util-linux's `prlimit`.
+pub fn raise_fd_limit(n: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    let soft: u64 = nums[0].parse().unwrap_or(u64::MAX);
+    if soft >= n {
+        return;
+    }
+    let hard = nums[1].parse::<u64>().unwrap_or(u64::MAX);
+    let want = n.min(hard);
+    let ok = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={want}:{hard}"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok && want >= n, "cannot raise the descriptor limit to {n}");
+}
