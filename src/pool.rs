@@ -186,6 +186,9 @@ fn work(shared: &Arc<Shared>, jobs: &Receiver<Conn>) {
                 bufs = Buffers::new();
             }
         }
+        // However the connection ended, one large request does not leave
+        // the worker holding its memory.
+        bufs.trim();
         idle.fetch_add(1, Ordering::SeqCst);
     }
 }
