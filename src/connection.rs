@@ -660,42 +660,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memio::Mem;
     use crate::protocol::{BeginRequest, encode_pair};
-    use std::cell::RefCell;
     use std::io::{Read, Write};
-
-    /// Input delivered `chunk` bytes at a time; output collected. With
-    /// `stalls`, every other read that may return `WouldBlock` does.
-    struct Mem {
-        input: Vec<u8>,
-        pos: Cell<usize>,
-        chunk: usize,
-        out: RefCell<Vec<u8>>,
-        stalls: bool,
-        stalled: Cell<bool>,
-    }
-
-    impl Transport for Mem {
-        fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-            let rest = &self.input[self.pos.get()..];
-            let n = rest.len().min(buf.len()).min(self.chunk);
-            buf[..n].copy_from_slice(&rest[..n]);
-            self.pos.set(self.pos.get() + n);
-            Ok(n)
-        }
-        fn read_idle(&self, buf: &mut [u8], _linger: bool) -> io::Result<usize> {
-            if self.stalls && !self.stalled.replace(true) {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            self.stalled.set(false);
-            self.read(buf)
-        }
-        fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            let mut out = self.out.borrow_mut();
-            bufs.iter().for_each(|b| out.extend_from_slice(b));
-            Ok(bufs.iter().map(|b| b.len()).sum())
-        }
-    }
 
     fn rec(out: &mut Vec<u8>, t: u8, id: u16, content: &[u8], pad: u8) {
         let mut h = Header::new(t, id, content.len() as u16);
@@ -751,14 +718,7 @@ mod tests {
     }
 
     fn mem(input: &[u8], chunk: usize, stalls: bool) -> Mem {
-        Mem {
-            input: input.to_vec(),
-            pos: Cell::new(0),
-            chunk,
-            out: RefCell::new(Vec::new()),
-            stalls,
-            stalled: Cell::new(false),
-        }
+        Mem::new(input, &[chunk], stalls)
     }
 
     fn test_config() -> Config {

@@ -30,6 +30,8 @@
 mod cgi;
 mod connection;
 mod listener;
+#[cfg(any(test, feature = "fuzzing"))]
+mod memio;
 mod pool;
 mod request;
 mod response;
@@ -38,6 +40,13 @@ mod sys;
 
 pub mod client;
 pub mod protocol;
+
+/// Entry points for the fuzz targets in `fuzz/`; not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::memio::check_connection;
+}
 
 pub use protocol::Role;
 pub use request::{Params, Request};

@@ -1,0 +1,322 @@
+//! The whole connection loop fed from a byte string instead of a socket,
+//! for the unit tests, the property test and the fuzz targets.
+//!
+//! The input is delivered in reads of chosen sizes, and the peer may
+//! "stall" before every other read between records: the connection is
+//! then parked with its partial request and resumed on a fresh worker's
+//! buffers, exactly as the pool does with a real socket.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, IoSlice, Read, Write};
+
+use crate::connection::{Buffers, Config, Fault, Handler, NoControl, Outcome, Transport, serve};
+use crate::request::Request;
+use crate::response::Response;
+
+/// A peer made of bytes: reads cycle through `sizes`; output is kept.
+pub(crate) struct Mem {
+    input: Vec<u8>,
+    pos: Cell<usize>,
+    sizes: Vec<usize>,
+    reads: Cell<usize>,
+    stalls: bool,
+    stalled: Cell<bool>,
+    pub(crate) out: RefCell<Vec<u8>>,
+}
+
+impl Mem {
+    /// `sizes`: the most each read returns, in turn (0 counts as 1).
+    pub(crate) fn new(input: &[u8], sizes: &[usize], stalls: bool) -> Mem {
+        let sizes = if sizes.is_empty() {
+            vec![usize::MAX]
+        } else {
+            sizes.iter().map(|&s| s.max(1)).collect()
+        };
+        Mem {
+            input: input.to_vec(),
+            pos: Cell::new(0),
+            sizes,
+            reads: Cell::new(0),
+            stalls,
+            stalled: Cell::new(false),
+            out: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Transport for Mem {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let i = self.reads.replace(self.reads.get() + 1);
+        let rest = &self.input[self.pos.get()..];
+        let n = rest
+            .len()
+            .min(buf.len())
+            .min(self.sizes[i % self.sizes.len()]);
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos.set(self.pos.get() + n);
+        Ok(n)
+    }
+
+    fn read_idle(&self, buf: &mut [u8], _linger: bool) -> io::Result<usize> {
+        if self.stalls && !self.stalled.replace(true) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.stalled.set(false);
+        self.read(buf)
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut out = self.out.borrow_mut();
+        bufs.iter().for_each(|b| out.extend_from_slice(b));
+        Ok(bufs.iter().map(|b| b.len()).sum())
+    }
+}
+
+/// How a connection ended, in a form that can be compared across runs.
+fn describe(end: Result<Outcome, Fault>) -> String {
+    match end {
+        Ok(outcome) => format!("{outcome:?}"),
+        Err(Fault::Io(e)) => format!("io error {:?}", e.kind()),
+        Err(Fault::Protocol(msg)) => format!("protocol error: {msg}"),
+        Err(Fault::Limit(msg)) => format!("limit: {msg}"),
+    }
+}
+
+/// Serves `input` as one connection: reads of `sizes`, stalling or not,
+/// with a parked connection resumed on the other of two workers' buffers.
+/// Returns what was written back and how the connection ended.
+pub(crate) fn serve_bytes(
+    input: &[u8],
+    sizes: &[usize],
+    stalls: bool,
+    cfg: &Config,
+    handler: &Handler,
+) -> (Vec<u8>, String) {
+    let io = Mem::new(input, sizes, stalls);
+    let mut workers = [Buffers::new(), Buffers::new()];
+    let (mut partial, mut parks) = (None, 0usize);
+    let end = loop {
+        let bufs = &mut workers[parks % 2];
+        match serve(&io, bufs, cfg, handler, &NoControl, partial) {
+            Ok(Outcome::Park(p)) => {
+                partial = p;
+                parks += 1;
+            }
+            end => break describe(end),
+        }
+    };
+    (io.out.into_inner(), end)
+}
+
+/// A handler that touches every part of the request API: params, the
+/// body, status, headers, both output streams, and failure.
+pub(crate) fn probe(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
+    let mut sum = 0u64;
+    for (name, value) in req.params() {
+        sum = sum
+            .wrapping_mul(31)
+            .wrapping_add((name.len() + 7 * value.len()) as u64);
+    }
+    let mut body = [0u8; 4096];
+    let (mut total, mut digest) = (0u64, 0u64);
+    let read = loop {
+        match req.read(&mut body) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                total += n as u64;
+                digest = body[..n].iter().fold(digest, |d, &b| {
+                    d.wrapping_mul(131).wrapping_add(u64::from(b))
+                });
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if req.param("STATUS").is_some() {
+        res.status(404);
+    }
+    res.header("X-Sum", &sum.to_string());
+    if let Some(v) = req.header("X-Note") {
+        writeln!(res.stderr(), "note: {v}")?;
+    }
+    write!(
+        res,
+        "{} {} {} {total} {digest:x} {}",
+        req.method(),
+        req.script_name(),
+        req.path_info(),
+        read.is_ok()
+    )?;
+    if req.param("FAIL").is_some() {
+        return Err(io::Error::other("asked to fail"));
+    }
+    Ok(())
+}
+
+/// For fuzzing: the connection loop on `data`, unsplit and then split and
+/// stalled as the first bytes of `data` say; both must give the same
+/// output and the same ending. Panics (the fuzzer's crash) if not.
+// Public for the fuzz targets (through `crate::fuzzing`), crate-wide for tests.
+#[allow(unreachable_pub)]
+pub fn check_connection(data: &[u8]) {
+    let Some((&shape, rest)) = data.split_first() else {
+        return;
+    };
+    let n = usize::from(shape & 7);
+    let (sizes, input) = rest.split_at(n.min(rest.len()));
+    let sizes: Vec<usize> = sizes.iter().map(|&b| usize::from(b) * 3 + 1).collect();
+    let cfg = Config {
+        workers: 2,
+        max_params_bytes: 8192,
+        max_params: 64,
+        max_records: 256,
+        roles: [true, true, false],
+        ..Config::default()
+    };
+    let whole = serve_bytes(input, &[], false, &cfg, &probe);
+    let split = serve_bytes(input, &sizes, shape & 8 != 0, &cfg, &probe);
+    assert!(whole == split, "split {sizes:?} changed the result");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{BeginRequest, Header, encode_pair, record_type::*};
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+        /// Between `min` and `min + spread - 1` random bytes.
+        fn some_bytes(&mut self, min: usize, spread: usize) -> Vec<u8> {
+            let n = min + self.below(spread);
+            self.bytes(n)
+        }
+    }
+
+    fn rec(out: &mut Vec<u8>, t: u8, id: u16, content: &[u8], pad: u8) {
+        let mut h = Header::new(t, id, content.len() as u16);
+        h.padding_len = pad;
+        out.extend_from_slice(&h.encode());
+        out.extend_from_slice(content);
+        out.extend(std::iter::repeat_n(0, usize::from(pad)));
+    }
+
+    /// A stream cut into records of random sizes, then its empty record.
+    fn stream(out: &mut Vec<u8>, rng: &mut Rng, t: u8, id: u16, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = (1 + rng.below(600)).min(rest.len());
+            rec(out, t, id, &rest[..n], rng.below(9) as u8);
+            rest = &rest[n..];
+        }
+        rec(out, t, id, b"", 0);
+    }
+
+    /// A plausible session: requests with random params, bodies, roles
+    /// and flags, with management records, aborts and strays between.
+    fn session(rng: &mut Rng) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..1 + rng.below(4) {
+            let id = 1 + rng.below(3) as u16;
+            match rng.below(10) {
+                0 => rec(&mut out, GET_VALUES, 0, b"\x0e\x00FCGI_MAX_CONNS", 0),
+                1 => rec(&mut out, 42, 0, b"", 0),
+                2 => rec(&mut out, STDIN, id + 5, b"stray", 3),
+                _ => {}
+            }
+            let begin = BeginRequest {
+                role: 1 + rng.below(3) as u16,
+                flags: u8::from(rng.below(4) != 0),
+            };
+            rec(&mut out, BEGIN_REQUEST, id, &begin.encode(), 0);
+            let mut params = Vec::new();
+            for i in 0..rng.below(12) {
+                let names = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "REQUEST_URI"];
+                let name = match names.get(i) {
+                    Some(n) => n.as_bytes().to_vec(),
+                    None => rng.some_bytes(1, 140),
+                };
+                let value = rng.some_bytes(0, 200);
+                encode_pair(&mut params, &name, &value);
+            }
+            if rng.below(5) == 0 {
+                encode_pair(&mut params, b"FAIL", b"1");
+            }
+            if rng.below(8) == 0 {
+                rec(&mut out, ABORT_REQUEST, id, b"", 0);
+            }
+            stream(&mut out, rng, PARAMS, id, &params);
+            let body = rng.some_bytes(0, 3000);
+            if rng.below(8) == 0 {
+                rec(&mut out, STDIN, id, &body[..body.len() / 2], 0);
+                rec(&mut out, ABORT_REQUEST, id, b"", 0);
+            } else {
+                stream(&mut out, rng, STDIN, id, &body);
+            }
+        }
+        out
+    }
+
+    /// Damages `bytes` in one of several ways.
+    fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let at = rng.below(bytes.len());
+        match rng.below(5) {
+            0 => bytes[at] ^= 1 << rng.below(8),
+            1 => bytes[at] = rng.next() as u8,
+            2 => bytes.truncate(at),
+            3 => {
+                let junk = rng.some_bytes(1, 16);
+                bytes.splice(at..at, junk);
+            }
+            _ => {
+                let end = (at + 1 + rng.below(64)).min(bytes.len());
+                bytes.drain(at..end);
+            }
+        }
+    }
+
+    /// Any input, split at any points and stalled anywhere, gives the same
+    /// output and ending as unsplit, and never panics. Cases: valid
+    /// sessions, damaged ones, and random bytes.
+    #[test]
+    fn any_input_split_anywhere_gives_the_unsplit_result() {
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let (mut answered, mut faults) = (0, 0);
+        for case in 0..5000 {
+            let mut input = match case % 3 {
+                2 => rng.some_bytes(0, 600),
+                _ => session(&mut rng),
+            };
+            if case % 3 == 1 {
+                for _ in 0..1 + rng.below(3) {
+                    mutate(&mut rng, &mut input);
+                }
+            }
+            let mut data = vec![rng.next() as u8];
+            data.extend(rng.bytes(8));
+            data.extend_from_slice(&input);
+            check_connection(&data);
+            let cfg = Config::default();
+            let (out, end) = serve_bytes(&input, &[], false, &cfg, &probe);
+            answered += usize::from(out.windows(5).any(|w| w == b"X-Sum"));
+            faults += usize::from(end.contains("error"));
+        }
+        // Not vacuous: many requests were answered, many inputs refused.
+        assert!(answered > 600 && faults > 1000, "{answered} {faults}");
+    }
+}
