@@ -230,9 +230,15 @@ pub(crate) struct Partial {
 }
 
 impl Partial {
-    /// Whether the request has taken longer than `limit` to arrive.
+    /// No request begun and nothing buffered: only the count of records
+    /// since the last request is carried. The connection is idle.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.active.is_none() && self.pending.is_empty()
+    }
+
+    /// Whether a request has taken longer than `limit` to arrive.
     pub(crate) fn expired(&self, limit: Option<Duration>) -> bool {
-        limit.is_some_and(|t| self.since.elapsed() >= t)
+        !self.is_idle() && limit.is_some_and(|t| self.since.elapsed() >= t)
     }
 }
 
@@ -347,7 +353,8 @@ fn gather(
         if p.expired(cfg.read_timeout) {
             return Err(read_timed_out());
         }
-        (active, records, since) = (p.active, p.records, Some(p.since));
+        (active, records) = (p.active, p.records);
+        since = (!p.is_idle()).then_some(p.since);
         bufs.params.extend_from_slice(&p.params);
         bufs.rbuf.restore(&p.pending);
     }
@@ -366,13 +373,19 @@ fn gather(
                     )));
                 }
                 Ok(_) => continue,
-                Err(e) if idle && e.kind() == io::ErrorKind::WouldBlock => {
+                Err(e) if idle && records == 0 && e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Gathered::Idle);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The record count goes along even when idle, so that
+                    // the limit does not depend on where the peer paused.
                     let p = Partial {
                         active,
-                        params: bufs.params.clone(),
+                        params: if active.is_some() {
+                            bufs.params.clone()
+                        } else {
+                            Vec::new()
+                        },
                         pending: bufs.rbuf.data().to_vec(),
                         records,
                         since: since.unwrap_or_else(Instant::now),
@@ -399,6 +412,8 @@ fn gather(
             Kind::Management => management(io, &h, rec.content, cfg)?,
             Kind::Begin => {
                 let begin = BeginRequest::decode(rec.content)?;
+                // Params of a request aborted before they ended are dropped.
+                bufs.params.clear();
                 active = begin_request(io, &h, &begin, cfg)?;
                 if active.is_none() && !begin.keep_conn() {
                     return Ok(Gathered::Close);
@@ -770,6 +785,26 @@ mod tests {
             assert_eq!(outcome, Outcome::Close { drain: false });
             assert!(parks > 0, "chunk size {chunk}: never parked");
         }
+    }
+
+    /// Found by the connection fuzz target: the params of a request
+    /// aborted before they ended were prepended to the next request's.
+    #[test]
+    fn params_of_an_aborted_request_do_not_reach_the_next() {
+        let mut input = Vec::new();
+        begin(&mut input, 1);
+        rec(&mut input, record_type::PARAMS, 1, b"\x05\x01ab", 0);
+        rec(&mut input, record_type::ABORT_REQUEST, 1, b"", 0);
+        begin(&mut input, 1);
+        let mut params = Vec::new();
+        encode_pair(&mut params, b"REQUEST_METHOD", b"GET");
+        rec(&mut input, record_type::PARAMS, 1, &params, 0);
+        rec(&mut input, record_type::PARAMS, 1, b"", 0);
+        rec(&mut input, record_type::STDIN, 1, b"", 0);
+        let (out, outcome) = run(&input, usize::MAX);
+        assert_eq!(outcome, Outcome::Close { drain: false });
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("GET 0 true"), "{text}");
     }
 
     #[test]

@@ -92,19 +92,26 @@ pub(crate) fn serve_bytes(
     cfg: &Config,
     handler: &Handler,
 ) -> (Vec<u8>, String) {
+    thread_local! {
+        // Two workers' buffers, reused from call to call as a pool's are.
+        static WORKERS: RefCell<[Buffers; 2]> = RefCell::new([Buffers::new(), Buffers::new()]);
+    }
     let io = Mem::new(input, sizes, stalls);
-    let mut workers = [Buffers::new(), Buffers::new()];
-    let (mut partial, mut parks) = (None, 0usize);
-    let end = loop {
-        let bufs = &mut workers[parks % 2];
-        match serve(&io, bufs, cfg, handler, &NoControl, partial) {
-            Ok(Outcome::Park(p)) => {
-                partial = p;
-                parks += 1;
+    let end = WORKERS.with_borrow_mut(|workers| {
+        let (mut partial, mut parks) = (None, 0usize);
+        loop {
+            let bufs = &mut workers[parks % 2];
+            let end = serve(&io, bufs, cfg, handler, &NoControl, partial);
+            bufs.trim();
+            match end {
+                Ok(Outcome::Park(p)) => {
+                    partial = p;
+                    parks += 1;
+                }
+                end => break describe(end),
             }
-            end => break describe(end),
         }
-    };
+    });
     (io.out.into_inner(), end)
 }
 

@@ -289,8 +289,8 @@ impl Parker {
                 stalled += 1;
                 false
             }
-            Some(_) => true,
-            None => since.elapsed() < self.idle_timeout,
+            Some(p) if !p.is_idle() => true,
+            _ => since.elapsed() < self.idle_timeout,
         });
         if stalled > 0 {
             let limit = self.read_timeout.unwrap_or_default();
