@@ -218,7 +218,7 @@ mod tests {
             &Config::default(),
             &handler,
             &crate::connection::NoControl,
-            None,
+            crate::connection::Resume::NEW,
         )
         .unwrap();
         let out = out.0.borrow();

@@ -3,7 +3,7 @@
 //! Bytes come in through a [`Transport`] (a real socket, or an in-memory
 //! stream in tests and fuzzing). The worker's reusable [`Buffers`] carry no
 //! state between calls to [`serve`]: what a connection handed to the
-//! parker has buffered travels with it, as a [`Partial`].
+//! parker has buffered travels with it, as a [`Resume`].
 
 use std::cell::Cell;
 use std::io::{self, IoSlice};
@@ -230,24 +230,33 @@ pub(crate) struct Partial {
 }
 
 impl Partial {
-    /// No request begun and nothing buffered: only the count of records
-    /// since the last request is carried. The connection is idle.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.active.is_none() && self.pending.is_empty()
-    }
-
-    /// Whether a request has taken longer than `limit` to arrive.
+    /// Whether the request has taken longer than `limit` to arrive.
     pub(crate) fn expired(&self, limit: Option<Duration>) -> bool {
-        !self.is_idle() && limit.is_some_and(|t| self.since.elapsed() >= t)
+        limit.is_some_and(|t| self.since.elapsed() >= t)
     }
+}
+
+/// Where [`serve`] takes up a connection again.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Between requests, `records` records since the last one (management
+    /// records, strays): carried so that the limit on them does not
+    /// depend on where the peer paused. Costs no allocation.
+    Idle { records: u32 },
+    /// In the middle of a request.
+    Stalled(Box<Partial>),
+}
+
+impl Resume {
+    /// A connection just accepted.
+    pub(crate) const NEW: Resume = Resume::Idle { records: 0 };
 }
 
 /// What the worker does with the connection after [`serve`] returns.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Nothing to read: hand it to the parker, with the part of a request
-    /// that has arrived, if any.
-    Park(Option<Box<Partial>>),
+    /// Nothing to read: hand it to the parker, with where to resume.
+    Park(Resume),
     /// Close it. `drain` asks for a bounded wait for the peer's end of
     /// stream first (its request body may still be on the way).
     Close { drain: bool },
@@ -297,16 +306,17 @@ pub(crate) fn serve(
     cfg: &Config,
     handler: &Handler,
     ctl: &dyn Control,
-    mut resume: Option<Box<Partial>>,
+    resume: Resume,
 ) -> Result<Outcome, Fault> {
     // A connection never inherits bytes that another one left behind.
     bufs.rbuf.clear();
+    let mut resume = Some(resume);
     loop {
-        let active = match gather(io, bufs, cfg, ctl, resume.take())? {
+        let from = resume.take().unwrap_or(Resume::NEW);
+        let active = match gather(io, bufs, cfg, ctl, from)? {
             Gathered::Request(active) => active,
-            Gathered::Idle if !ctl.stopping() => return Ok(Outcome::Park(None)),
-            Gathered::Stalled(p) if !ctl.stopping() => return Ok(Outcome::Park(Some(p))),
-            Gathered::Idle | Gathered::Stalled(_) | Gathered::Close => {
+            Gathered::Paused(r) if !ctl.stopping() => return Ok(Outcome::Park(r)),
+            Gathered::Paused(_) | Gathered::Close => {
                 return Ok(Outcome::Close { drain: false });
             }
         };
@@ -328,10 +338,8 @@ pub(crate) fn serve(
 enum Gathered {
     /// A request whose params are complete.
     Request(Active),
-    /// No request under way and nothing more to read yet.
-    Idle,
-    /// Part of a request has arrived, and nothing more yet.
-    Stalled(Box<Partial>),
+    /// Nothing more to read yet, between requests or in one.
+    Paused(Resume),
     /// The peer closed between requests, or a request ended early on a
     /// connection that is not kept open.
     Close,
@@ -344,20 +352,20 @@ fn gather(
     bufs: &mut Buffers,
     cfg: &Config,
     ctl: &dyn Control,
-    resume: Option<Box<Partial>>,
+    resume: Resume,
 ) -> Result<Gathered, Fault> {
-    let mut active: Option<Active> = None;
-    let (mut records, mut since) = (0u32, None);
     bufs.params.clear();
-    if let Some(p) = resume {
-        if p.expired(cfg.read_timeout) {
-            return Err(read_timed_out());
+    let (mut active, mut records, since) = match resume {
+        Resume::Idle { records } => (None, records, None),
+        Resume::Stalled(p) => {
+            if p.expired(cfg.read_timeout) {
+                return Err(read_timed_out());
+            }
+            bufs.params.extend_from_slice(&p.params);
+            bufs.rbuf.restore(&p.pending);
+            (p.active, p.records, Some(p.since))
         }
-        (active, records) = (p.active, p.records);
-        since = (!p.is_idle()).then_some(p.since);
-        bufs.params.extend_from_slice(&p.params);
-        bufs.rbuf.restore(&p.pending);
-    }
+    };
     loop {
         let Some((rec, used)) = protocol::decode_record(bufs.rbuf.data())? else {
             let idle = active.is_none() && bufs.rbuf.data().is_empty();
@@ -373,19 +381,13 @@ fn gather(
                     )));
                 }
                 Ok(_) => continue,
-                Err(e) if idle && records == 0 && e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(Gathered::Idle);
+                Err(e) if idle && e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Gathered::Paused(Resume::Idle { records }));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The record count goes along even when idle, so that
-                    // the limit does not depend on where the peer paused.
                     let p = Partial {
                         active,
-                        params: if active.is_some() {
-                            bufs.params.clone()
-                        } else {
-                            Vec::new()
-                        },
+                        params: bufs.params.clone(),
                         pending: bufs.rbuf.data().to_vec(),
                         records,
                         since: since.unwrap_or_else(Instant::now),
@@ -393,7 +395,7 @@ fn gather(
                     if p.expired(cfg.read_timeout) {
                         return Err(read_timed_out());
                     }
-                    return Ok(Gathered::Stalled(Box::new(p)));
+                    return Ok(Gathered::Paused(Resume::Stalled(Box::new(p))));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -747,7 +749,15 @@ mod tests {
     fn run(input: &[u8], chunk: usize) -> (Vec<u8>, Outcome) {
         let io = mem(input, chunk, false);
         let mut bufs = Buffers::new();
-        let outcome = serve(&io, &mut bufs, &test_config(), &handler, &NoControl, None).unwrap();
+        let outcome = serve(
+            &io,
+            &mut bufs,
+            &test_config(),
+            &handler,
+            &NoControl,
+            Resume::NEW,
+        );
+        let outcome = outcome.unwrap();
         (io.out.into_inner(), outcome)
     }
 
@@ -757,12 +767,12 @@ mod tests {
     fn run_stalling(input: &[u8], chunk: usize) -> (Vec<u8>, Outcome, usize) {
         let io = mem(input, chunk, true);
         let mut workers = [Buffers::new(), Buffers::new()];
-        let (mut partial, mut parks) = (None, 0);
+        let (mut resume, mut parks) = (Resume::NEW, 0);
         loop {
             let bufs = &mut workers[parks % 2];
-            match serve(&io, bufs, &test_config(), &handler, &NoControl, partial) {
-                Ok(Outcome::Park(p)) => {
-                    partial = p;
+            match serve(&io, bufs, &test_config(), &handler, &NoControl, resume) {
+                Ok(Outcome::Park(r)) => {
+                    resume = r;
                     parks += 1;
                 }
                 outcome => return (io.out.into_inner(), outcome.unwrap(), parks),
@@ -821,7 +831,7 @@ mod tests {
         let io = mem(&input, usize::MAX, false);
         let cfg = Config::default();
         let mut bufs = Buffers::new();
-        serve(&io, &mut bufs, &cfg, &handler, &NoControl, None).unwrap();
+        serve(&io, &mut bufs, &cfg, &handler, &NoControl, Resume::NEW).unwrap();
         assert!(
             io.out.borrow().windows(4).any(|w| w == b"X-Id"),
             "not answered"
@@ -843,16 +853,23 @@ mod tests {
             ..test_config()
         };
         // Parked with nothing, then with the request begun.
-        let first = serve(&io, &mut bufs, &cfg, &handler, &NoControl, None).unwrap();
-        assert_eq!(first, Outcome::Park(None));
-        let parked = serve(&io, &mut bufs, &cfg, &handler, &NoControl, None).unwrap();
-        let Outcome::Park(Some(p)) = parked else {
+        let first = serve(&io, &mut bufs, &cfg, &handler, &NoControl, Resume::NEW).unwrap();
+        assert_eq!(first, Outcome::Park(Resume::NEW));
+        let parked = serve(&io, &mut bufs, &cfg, &handler, &NoControl, Resume::NEW).unwrap();
+        let Outcome::Park(Resume::Stalled(p)) = parked else {
             panic!("not parked with a partial request");
         };
         assert!(p.active.is_some() && p.params == b"\x01\x01ab" && !p.expired(cfg.read_timeout));
         std::thread::sleep(Duration::from_millis(40));
         assert!(p.expired(cfg.read_timeout));
-        match serve(&io, &mut bufs, &cfg, &handler, &NoControl, Some(p)) {
+        match serve(
+            &io,
+            &mut bufs,
+            &cfg,
+            &handler,
+            &NoControl,
+            Resume::Stalled(p),
+        ) {
             Err(Fault::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
             other => panic!("{other:?}"),
         }

@@ -9,7 +9,9 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, Read, Write};
 
-use crate::connection::{Buffers, Config, Fault, Handler, NoControl, Outcome, Transport, serve};
+use crate::connection::{
+    Buffers, Config, Fault, Handler, NoControl, Outcome, Resume, Transport, serve,
+};
 use crate::request::Request;
 use crate::response::Response;
 
@@ -98,14 +100,14 @@ pub(crate) fn serve_bytes(
     }
     let io = Mem::new(input, sizes, stalls);
     let end = WORKERS.with_borrow_mut(|workers| {
-        let (mut partial, mut parks) = (None, 0usize);
+        let (mut resume, mut parks) = (Resume::NEW, 0usize);
         loop {
             let bufs = &mut workers[parks % 2];
-            let end = serve(&io, bufs, cfg, handler, &NoControl, partial);
+            let end = serve(&io, bufs, cfg, handler, &NoControl, resume);
             bufs.trim();
             match end {
-                Ok(Outcome::Park(p)) => {
-                    partial = p;
+                Ok(Outcome::Park(r)) => {
+                    resume = r;
                     parks += 1;
                 }
                 end => break describe(end),

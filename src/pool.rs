@@ -16,7 +16,7 @@ use std::{io, thread};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::connection::{self, Buffers, Config, Control, Fault, Handler, Outcome, Partial};
+use crate::connection::{self, Buffers, Config, Control, Fault, Handler, Outcome, Resume};
 use crate::sys::{Epoll, EventFd, Socket};
 
 /// A connection on its way to a worker.
@@ -25,8 +25,9 @@ pub(crate) struct Conn {
     sock: Socket,
     /// Whether the parker's epoll knows this fd already.
     registered: bool,
-    /// The part of a request that arrived before the peer stalled.
-    partial: Option<Box<Partial>>,
+    /// Where serving it resumes: between requests, or with the part of a
+    /// request that arrived before the peer stalled.
+    resume: Resume,
 }
 
 impl Conn {
@@ -34,7 +35,7 @@ impl Conn {
         Conn {
             sock,
             registered: false,
-            partial: None,
+            resume: Resume::NEW,
         }
     }
 }
@@ -165,12 +166,12 @@ fn work(shared: &Arc<Shared>, jobs: &Receiver<Conn>) {
                 &shared.cfg,
                 &*shared.handler,
                 &**shared,
-                conn.partial.take(),
+                std::mem::replace(&mut conn.resume, Resume::NEW),
             )
         }));
         match served {
-            Ok(Ok(Outcome::Park(partial))) => {
-                conn.partial = partial;
+            Ok(Ok(Outcome::Park(resume))) => {
+                conn.resume = resume;
                 shared.parker.park(conn);
             }
             Ok(Ok(Outcome::Close { drain })) => close(conn.sock, drain),
@@ -284,13 +285,13 @@ impl Parker {
     /// stalled mid-request.
     fn sweep(&self, state: &mut Parked) {
         let mut stalled = 0;
-        state.conns.retain(|_, (conn, since)| match &conn.partial {
-            Some(p) if p.expired(self.read_timeout) => {
+        state.conns.retain(|_, (conn, since)| match &conn.resume {
+            Resume::Stalled(p) if p.expired(self.read_timeout) => {
                 stalled += 1;
                 false
             }
-            Some(p) if !p.is_idle() => true,
-            _ => since.elapsed() < self.idle_timeout,
+            Resume::Stalled(_) => true,
+            Resume::Idle { .. } => since.elapsed() < self.idle_timeout,
         });
         if stalled > 0 {
             let limit = self.read_timeout.unwrap_or_default();

@@ -267,7 +267,15 @@ where
         }
         let cgi = Cgi::from_env(io::stdin().lock());
         let mut bufs = Buffers::new();
-        match connection::serve(&cgi, &mut bufs, &self.cfg, &self.handler, &NoControl, None) {
+        let resume = connection::Resume::NEW;
+        match connection::serve(
+            &cgi,
+            &mut bufs,
+            &self.cfg,
+            &self.handler,
+            &NoControl,
+            resume,
+        ) {
             Ok(_) => Ok(()),
             Err(Fault::Io(e)) => Err(e),
             Err(Fault::Protocol(msg) | Fault::Limit(msg)) => {
