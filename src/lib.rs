@@ -27,6 +27,7 @@
 //!
 //! Linux only: the server uses epoll and eventfd.
 
+mod accept;
 mod cgi;
 mod connection;
 mod listener;

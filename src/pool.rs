@@ -1,9 +1,14 @@
-//! The fixed pool of workers, and the parker that holds idle keep-conn
-//! connections so that they never pin a worker.
+//! The fixed pool of workers, and the parker: the epoll set in which every
+//! connection not being served waits, so that none pins a worker.
 //!
-//! Connections travel on one bounded channel: from the acceptor, and from
-//! the parker when an idle connection becomes readable. A worker serves a
-//! connection until it is idle (then parks it) or done (then closes it).
+//! Idle workers wait in the parker's epoll themselves (leader/follower
+//! style: the kernel wakes one of them per ready event), so a connection
+//! that becomes readable goes to a worker with no hand-off between threads.
+//! The listening socket is in the same epoll: the worker woken for it
+//! accepts one connection, lets the parker watch the socket again for the
+//! next worker, and serves the connection itself. A worker serves a
+//! connection until it has nothing to read (then parks it) or is done
+//! (then closes it), and goes back to waiting.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,8 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use std::{io, thread};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
+use crate::accept::Acceptor;
 use crate::connection::{self, Buffers, Config, Control, Fault, Handler, Outcome, Resume};
 use crate::sys::{Epoll, EventFd, Socket};
 
@@ -50,9 +56,8 @@ pub(crate) struct Shared {
     pub(crate) stop: Arc<EventFd>,
     pub(crate) served: AtomicU64,
     pub(crate) max_requests: Option<u64>,
-    /// The workers' channel, to see whether connections are waiting.
-    pub(crate) jobs: Receiver<Conn>,
     pub(crate) pool: Pool,
+    pub(crate) acceptor: Acceptor,
 }
 
 /// The workers: started one at a time as load needs them, up to the
@@ -60,19 +65,20 @@ pub(crate) struct Shared {
 pub(crate) struct Pool {
     /// What a new worker needs; taken away at shutdown so that no worker
     /// starts after it, and so that `done` can disconnect.
-    spawner: Mutex<Option<(Receiver<Conn>, Sender<()>)>>,
+    spawner: Mutex<Option<Sender<()>>>,
     started: AtomicUsize,
+    /// Workers waiting in the parker for a ready connection.
     idle: AtomicUsize,
     max: usize,
 }
 
 impl Pool {
-    /// A pool of at most `max` workers on `jobs`. Each worker holds a clone
-    /// of `done` until it exits, so that `done`'s receiver learns when all
+    /// A pool of at most `max` workers. Each worker holds a clone of
+    /// `done` until it exits, so that `done`'s receiver learns when all
     /// have exited.
-    pub(crate) fn new(max: usize, jobs: Receiver<Conn>, done: Sender<()>) -> Pool {
+    pub(crate) fn new(max: usize, done: Sender<()>) -> Pool {
         Pool {
-            spawner: Mutex::new(Some((jobs, done))),
+            spawner: Mutex::new(Some(done)),
             started: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             max,
@@ -88,16 +94,16 @@ impl Pool {
     }
 }
 
-/// Starts a worker if none is idle to take the connection just queued and
-/// the pool is not full. A failure to start one is logged; the workers
-/// already running go on.
+/// Starts a worker if none is left waiting in the parker and the pool is
+/// not full. A failure to start one is logged; the workers already running
+/// go on.
 pub(crate) fn grow(shared: &Arc<Shared>) {
     let pool = &shared.pool;
     if pool.idle.load(Ordering::SeqCst) > 0 || pool.started.load(Ordering::SeqCst) >= pool.max {
         return;
     }
     let guard = pool.spawner.lock().unwrap_or_else(|e| e.into_inner());
-    let Some((jobs, done)) = guard.as_ref() else {
+    let Some(done) = guard.as_ref() else {
         return;
     };
     let i = pool.started.load(Ordering::SeqCst);
@@ -107,11 +113,14 @@ pub(crate) fn grow(shared: &Arc<Shared>) {
     // Counted (and idle) before it runs: it may take a connection at once.
     pool.started.fetch_add(1, Ordering::SeqCst);
     pool.idle.fetch_add(1, Ordering::SeqCst);
-    let (shared2, jobs, done) = (Arc::clone(shared), jobs.clone(), done.clone());
+    let (shared2, done) = (Arc::clone(shared), done.clone());
     let spawned = thread::Builder::new()
         .name(format!("fcgi-worker-{i}"))
         .spawn(move || {
-            work(&shared2, &jobs);
+            work(&shared2);
+            // Before `done`: whoever learns that all workers are gone then
+            // holds the last reference, and its drop closes the listener.
+            drop(shared2);
             drop(done);
         });
     if let Err(e) = spawned {
@@ -134,8 +143,10 @@ impl Control for Shared {
         self.stopping.load(Ordering::Relaxed)
     }
 
+    /// Another worker watches the parker meanwhile, so lingering keeps no
+    /// ready connection waiting.
     fn may_linger(&self) -> bool {
-        self.jobs.is_empty() && !self.stopping()
+        self.pool.idle.load(Ordering::Relaxed) > 0 && !self.stopping()
     }
 
     fn request_done(&self) {
@@ -149,16 +160,22 @@ impl Control for Shared {
     }
 }
 
-fn work(shared: &Arc<Shared>, jobs: &Receiver<Conn>) {
+fn work(shared: &Arc<Shared>) {
     let mut bufs = Buffers::new();
     let idle = &shared.pool.idle;
-    while let Ok(mut conn) = jobs.recv() {
-        idle.fetch_sub(1, Ordering::SeqCst);
-        // The sender may have looked for an idle worker before this one
-        // stopped being idle; if more connections wait, look again.
-        if !jobs.is_empty() {
+    while let Some(ready) = shared.parker.next() {
+        // The last worker watching the parker leaves it: start another.
+        if idle.fetch_sub(1, Ordering::SeqCst) == 1 {
             grow(shared);
         }
+        let conn = match ready {
+            Ready::Conn(conn) => Some(conn),
+            Ready::Listener => shared.acceptor.accept(&shared.parker),
+        };
+        let Some(mut conn) = conn else {
+            idle.fetch_add(1, Ordering::SeqCst);
+            continue;
+        };
         let served = catch_unwind(AssertUnwindSafe(|| {
             connection::serve(
                 &conn.sock,
@@ -245,31 +262,62 @@ pub(crate) struct Parker {
     read_timeout: Option<Duration>,
 }
 
+/// What a worker woken by the parker is to do.
+pub(crate) enum Ready {
+    /// Serve this connection: it has something to read.
+    Conn(Conn),
+    /// Accept from the listening socket (readable, or due to be tried
+    /// again after a pause).
+    Listener,
+}
+
 struct Parked {
     conns: HashMap<RawFd, (Conn, Instant)>,
     closed: bool,
+    next_sweep: Instant,
+    /// When to watch the listener again, after it failed.
+    listener_paused: Option<Instant>,
 }
 
-/// The epoll token of the shutdown eventfd; connections use their fd.
+/// The epoll tokens of the shutdown eventfd and of the listening socket;
+/// connections use their fd.
 const STOP: u64 = u64::MAX;
+const LISTENER: u64 = u64::MAX - 1;
 
 impl Parker {
+    /// A parker for connections from `listener`, until `stop` fires.
     pub(crate) fn new(
         stop: &EventFd,
+        listener: RawFd,
         idle_timeout: Duration,
         read_timeout: Option<Duration>,
     ) -> io::Result<Parker> {
         let epoll = Epoll::new()?;
         epoll.watch(std::os::fd::AsFd::as_fd(stop).as_raw_fd(), STOP)?;
+        epoll.arm(listener, LISTENER, true)?;
         Ok(Parker {
             epoll,
             state: Mutex::new(Parked {
                 conns: HashMap::with_capacity(64),
                 closed: false,
+                next_sweep: Instant::now(),
+                listener_paused: None,
             }),
             idle_timeout,
             read_timeout,
         })
+    }
+
+    /// Watches the listening socket again, for the next worker.
+    pub(crate) fn rearm_listener(&self, fd: RawFd) {
+        if let Err(e) = self.epoll.arm(fd, LISTENER, false) {
+            log(&format!("cannot watch the listening socket: {e}"));
+        }
+    }
+
+    /// Has a worker try the listening socket again after `d`.
+    pub(crate) fn pause_listener(&self, d: Duration) {
+        self.lock().listener_paused = Some(Instant::now() + d);
     }
 
     /// How often to look for connections past their timeout: often enough
@@ -325,42 +373,47 @@ impl Parker {
         }
     }
 
-    /// Sends connections that become readable to `jobs`, closes those idle
-    /// too long, and returns when `stop` fires (closing all it holds).
-    pub(crate) fn run(&self, jobs: &Sender<Conn>, grow: &dyn Fn()) {
-        let mut tokens = Vec::with_capacity(256);
-        let mut ready = Vec::with_capacity(256);
+    /// Waits for a connection to become readable and takes it out; `None`
+    /// once shutdown began (all connections it held are then closed).
+    /// Connections past their timeouts are closed on the way.
+    pub(crate) fn next(&self) -> Option<Ready> {
         let every = self.sweep_every();
-        let mut next_sweep = Instant::now() + every;
         loop {
-            if let Err(e) = self.epoll.wait(&mut tokens, Some(every)) {
-                log(&format!("waiting for idle connections failed: {e}"));
-                thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-            if tokens.contains(&STOP) {
-                let mut state = self.lock();
+            // While the listener pauses, wake often enough to resume it.
+            let paused = self.lock().listener_paused.is_some();
+            let wait = if paused {
+                every.min(Duration::from_millis(10))
+            } else {
+                every
+            };
+            let token = match self.epoll.wait_one(Some(wait)) {
+                Ok(token) => token,
+                Err(e) => {
+                    log(&format!("waiting for connections failed: {e}"));
+                    thread::sleep(Duration::from_millis(100));
+                    None
+                }
+            };
+            let mut state = self.lock();
+            if token == Some(STOP) || state.closed {
                 state.closed = true;
                 state.conns.clear();
-                return;
+                return None;
             }
-            {
-                let mut state = self.lock();
-                ready.extend(
-                    tokens
-                        .iter()
-                        .filter_map(|t| state.conns.remove(&(*t as RawFd)).map(|(c, _)| c)),
-                );
-                if Instant::now() >= next_sweep {
-                    self.sweep(&mut state);
-                    next_sweep = Instant::now() + every;
-                }
+            if Instant::now() >= state.next_sweep {
+                self.sweep(&mut state);
+                state.next_sweep = Instant::now() + every;
             }
-            for conn in ready.drain(..) {
-                if jobs.send(conn).is_err() {
-                    return;
-                }
-                grow();
+            if token == Some(LISTENER) {
+                return Some(Ready::Listener);
+            }
+            if state.listener_paused.is_some_and(|t| Instant::now() >= t) {
+                state.listener_paused = None;
+                return Some(Ready::Listener);
+            }
+            // A token whose connection is gone (closed by a sweep) is stale.
+            if let Some((conn, _)) = token.and_then(|t| state.conns.remove(&(t as RawFd))) {
+                return Some(Ready::Conn(conn));
             }
         }
     }

@@ -1,18 +1,19 @@
 //! The builder, `run()`, the accept loop and shutdown.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, SendTimeoutError, Sender, bounded};
+use crossbeam_channel::{RecvTimeoutError, bounded};
 
+use crate::accept::Acceptor;
 use crate::cgi::{self, Cgi};
 use crate::connection::{self, Buffers, Config, Fault, NoControl};
 use crate::listener::{self, AllowList, Listener};
-use crate::pool::{self, Conn, Parker, Pool, Shared, log};
+use crate::pool::{self, Parker, Pool, Shared, log};
 use crate::protocol::Role;
 use crate::request::Request;
 use crate::response::Response;
@@ -314,29 +315,26 @@ where
             // A signal handler may write to it at any time from now on.
             std::mem::forget(Arc::clone(&stop));
         }
-        let (jobs_tx, jobs_rx) = bounded::<Conn>(self.cfg.workers);
         let (done_tx, done_rx) = bounded::<()>(0);
+        let timeouts = (self.cfg.read_timeout, self.write_timeout);
         let shared = Arc::new(Shared {
             cfg: self.cfg.clone(),
             handler: Box::new(self.handler),
             stopping: AtomicBool::new(false),
-            parker: Parker::new(&stop, self.idle_timeout, self.cfg.read_timeout)?,
+            parker: Parker::new(
+                &stop,
+                listener.as_fd().as_raw_fd(),
+                self.idle_timeout,
+                self.cfg.read_timeout,
+            )?,
             stop: Arc::clone(&stop),
             served: AtomicU64::new(0),
             max_requests: self.max_requests,
-            jobs: jobs_rx.clone(),
-            pool: Pool::new(self.cfg.workers, jobs_rx, done_tx),
+            pool: Pool::new(self.cfg.workers, done_tx),
+            acceptor: Acceptor::new(listener, allow, timeouts)?,
         });
         pool::grow(&shared);
-        let parker = {
-            let (shared, jobs) = (Arc::clone(&shared), jobs_tx.clone());
-            thread::Builder::new()
-                .name("fcgi-parker".into())
-                .spawn(move || shared.parker.run(&jobs, &|| pool::grow(&shared)))?
-        };
-        let timeouts = (self.cfg.read_timeout, self.write_timeout);
-        let grow = || pool::grow(&shared);
-        accept_loop(&listener, &stop, &jobs_tx, timeouts, allow.as_ref(), &grow);
+        wait_for_stop(&stop);
         if let Some(sig) = sys::stop_signal() {
             log(&format!(
                 "{} received; finishing requests in flight",
@@ -344,125 +342,29 @@ where
             ));
         }
         shared.stopping.store(true, Ordering::Relaxed);
-        drop((listener, jobs_tx));
-        let _ = parker.join();
+        shared.acceptor.close();
         shared.pool.close();
         wait_for_workers(&done_rx, self.grace);
         if self.handle_signals {
             sys::restore_stop_signals();
         }
+        // The last reference, unless a worker outlived the grace period.
+        drop(shared);
         Ok(())
     }
 }
 
-/// How long a worker waits on an idle kept-open connection for its next
-/// request before handing it to the parker (when no other connection is
-/// waiting for a worker). Web servers send the next request within tens of
-/// microseconds when busy; staying saves the hand-off.
-const LINGER: Duration = Duration::from_millis(1);
-
-/// Accepts connections until `stop` fires.
-fn accept_loop(
-    listener: &Listener,
-    stop: &EventFd,
-    jobs: &Sender<Conn>,
-    (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
-    allow: Option<&AllowList>,
-    grow: &dyn Fn(),
-) {
-    let mut backoff = Backoff::default();
+/// Blocks until `stop` fires (a signal, a shutdown handle, max_requests).
+fn wait_for_stop(stop: &EventFd) {
     loop {
-        match sys::poll_readable(&[listener.as_fd(), stop.as_fd()], None) {
-            Ok([_, true]) => return,
+        match sys::poll_readable(&[stop.as_fd()], None) {
+            Ok([true, _]) => return,
             Ok(_) => {}
             Err(e) => {
-                backoff.fail(&format!("waiting for connections failed: {e}"));
-                continue;
+                log(&format!("waiting for shutdown failed: {e}"));
+                thread::sleep(Duration::from_millis(100));
             }
         }
-        let sock = match sys::accept(listener.as_fd()) {
-            Ok(sock) => sock,
-            Err(e) if transient(&e) => continue,
-            Err(e) => {
-                backoff.fail(&format!("accepting a connection failed: {e}"));
-                continue;
-            }
-        };
-        backoff.reset();
-        if let Some(allow) = allow {
-            match sys::peer_ip(&sock) {
-                Ok(ip) if allow.allows(ip) => {}
-                Ok(ip) => {
-                    let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
-                    log(&format!(
-                        "refused a connection from {who}: not in FCGI_WEB_SERVER_ADDRS"
-                    ));
-                    continue;
-                }
-                Err(_) => continue,
-            }
-        }
-        let mut sock = sock;
-        if let Err(e) = sock.set_timeouts(LINGER, read_timeout, write_timeout) {
-            log(&format!("cannot set socket timeouts: {e}"));
-        }
-        let mut conn = Conn::new(sock);
-        loop {
-            match jobs.send_timeout(conn, Duration::from_millis(100)) {
-                Ok(()) => {
-                    grow();
-                    break;
-                }
-                Err(SendTimeoutError::Timeout(c)) if !stop.is_notified() => conn = c,
-                Err(_) => return,
-            }
-        }
-    }
-}
-
-/// Errors of one connection attempt, not of the listener.
-fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EAGAIN | libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
-    )
-}
-
-/// Sleeps after a failure of the listener (out of descriptors, say),
-/// longer each time in a run of failures, and logs at most one failure a
-/// minute, with the count of those not logged: a server that runs at its
-/// descriptor limit neither spins nor floods its log.
-#[derive(Default)]
-struct Backoff {
-    /// Failures in a row.
-    failures: u32,
-    last_log: Option<Instant>,
-    unlogged: u64,
-}
-
-const LOG_EVERY: Duration = Duration::from_secs(60);
-
-impl Backoff {
-    fn fail(&mut self, msg: &str) {
-        if self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-            let more = match self.unlogged {
-                0 => String::new(),
-                n => format!(" ({n} more failures since the last report)"),
-            };
-            log(&format!(
-                "{msg}{more}; retrying, serving the connections already open"
-            ));
-            self.last_log = Some(Instant::now());
-            self.unlogged = 0;
-        } else {
-            self.unlogged += 1;
-        }
-        self.failures += 1;
-        thread::sleep(Duration::from_millis(10 << self.failures.min(6)));
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
     }
 }
 

@@ -291,10 +291,6 @@ impl EventFd {
     pub(crate) fn notify(&self) {
         notify_raw(self.fd.as_raw_fd());
     }
-
-    pub(crate) fn is_notified(&self) -> bool {
-        poll_readable(&[self.fd.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
-    }
 }
 
 impl AsFd for EventFd {
@@ -374,26 +370,25 @@ impl Epoll {
             .map(drop)
     }
 
-    /// Waits for events; returns the tokens of the ready fds in `tokens`.
-    pub(crate) fn wait(&self, tokens: &mut Vec<u64>, timeout: Option<Duration>) -> io::Result<()> {
-        const MAX: usize = 256;
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+    /// Waits for one event; returns its token, or `None` at the timeout.
+    pub(crate) fn wait_one(&self, timeout: Option<Duration>) -> io::Result<Option<u64>> {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
         let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as libc::c_int);
         let n = retry(|| {
-            // SAFETY: `events` has room for MAX entries.
-            cvt(unsafe {
-                libc::epoll_wait(
-                    self.fd.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    MAX as libc::c_int,
-                    ms,
-                )
-            })
+            // SAFETY: `event` has room for the one entry asked for.
+            cvt(unsafe { libc::epoll_wait(self.fd.as_raw_fd(), &mut event, 1, ms) })
         })?;
-        tokens.clear();
-        tokens.extend(events[..n as usize].iter().map(|e| e.u64));
-        Ok(())
+        Ok((n == 1).then_some(event.u64))
     }
+}
+
+/// Makes `fd` non-blocking (for a listening socket: `accept` returns
+/// `EAGAIN` instead of waiting).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on an open descriptor; no memory is passed.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
 }
 
 /// A duplicate of fd `fd` that we own (close-on-exec).

@@ -1,0 +1,155 @@
+//! Accepting connections, done by the workers themselves: the one that
+//! the parker wakes for the listening socket accepts a connection, lets
+//! the parker watch the socket again for the next worker, and serves it.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::listener::{AllowList, Listener};
+use crate::pool::{Conn, Parker, log};
+use crate::sys;
+
+/// How long a worker waits on an idle kept-open connection for its next
+/// request before handing it to the parker (when another worker watches
+/// the parker meanwhile). Web servers send the next request within tens of
+/// microseconds when busy; staying saves a round through epoll.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// The listening socket and what applies to the connections it gives.
+pub(crate) struct Acceptor {
+    /// `None` once shutdown closed it.
+    listener: RwLock<Option<Listener>>,
+    allow: Option<AllowList>,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    backoff: Mutex<Backoff>,
+    failing: AtomicBool,
+}
+
+impl Acceptor {
+    /// Makes `listener` non-blocking: several workers (or processes
+    /// sharing it, as spawn-fcgi -F starts them) may race for a connection,
+    /// and the losers must not wait in `accept`.
+    pub(crate) fn new(
+        listener: Listener,
+        allow: Option<AllowList>,
+        (read_timeout, write_timeout): (Option<Duration>, Option<Duration>),
+    ) -> io::Result<Acceptor> {
+        sys::set_nonblocking(listener.as_fd())
+            .map_err(|e| io::Error::new(e.kind(), format!("the listening socket: {e}")))?;
+        Ok(Acceptor {
+            listener: RwLock::new(Some(listener)),
+            allow,
+            read_timeout,
+            write_timeout,
+            backoff: Mutex::new(Backoff::default()),
+            failing: AtomicBool::new(false),
+        })
+    }
+
+    /// Closes the listening socket, unless a worker is accepting from it
+    /// this moment (it is then closed with the server).
+    pub(crate) fn close(&self) {
+        if let Ok(mut listener) = self.listener.try_write() {
+            *listener = None;
+        }
+    }
+
+    /// Accepts one connection, if one is waiting, and has the parker watch
+    /// the listener again for the next worker (at once, or after a pause
+    /// when accepting failed).
+    pub(crate) fn accept(&self, parker: &Parker) -> Option<Conn> {
+        let guard = self.listener.read().unwrap_or_else(|e| e.into_inner());
+        let fd = guard.as_ref()?.as_fd();
+        let accepted = sys::accept(fd);
+        let sock = match accepted {
+            Ok(sock) => sock,
+            Err(e) if transient(&e) => {
+                parker.rearm_listener(fd.as_raw_fd());
+                return None;
+            }
+            Err(e) => {
+                let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+                self.failing.store(true, Ordering::Relaxed);
+                parker.pause_listener(backoff.fail(&format!("accepting a connection failed: {e}")));
+                return None;
+            }
+        };
+        parker.rearm_listener(fd.as_raw_fd());
+        drop(guard);
+        if self.failing.swap(false, Ordering::Relaxed) {
+            self.backoff
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset();
+        }
+        if let Some(allow) = &self.allow {
+            match sys::peer_ip(&sock) {
+                Ok(ip) if allow.allows(ip) => {}
+                Ok(ip) => {
+                    let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
+                    log(&format!(
+                        "refused a connection from {who}: not in FCGI_WEB_SERVER_ADDRS"
+                    ));
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+        let mut sock = sock;
+        if let Err(e) = sock.set_timeouts(LINGER, self.read_timeout, self.write_timeout) {
+            log(&format!("cannot set socket timeouts: {e}"));
+        }
+        Some(Conn::new(sock))
+    }
+}
+
+/// Errors of one connection attempt, not of the listener.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
+    )
+}
+
+/// Pauses after a failure of the listener (out of descriptors, say),
+/// longer each time in a run of failures, and logs at most one failure a
+/// minute, with the count of those not logged: a server that runs at its
+/// descriptor limit neither spins nor floods its log.
+#[derive(Default)]
+struct Backoff {
+    /// Failures in a row.
+    failures: u32,
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl Backoff {
+    /// Counts a failure; returns how long to pause.
+    fn fail(&mut self, msg: &str) -> Duration {
+        if self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            let more = match self.unlogged {
+                0 => String::new(),
+                n => format!(" ({n} more failures since the last report)"),
+            };
+            log(&format!(
+                "{msg}{more}; retrying, serving the connections already open"
+            ));
+            self.last_log = Some(Instant::now());
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        self.failures += 1;
+        Duration::from_millis(10 << self.failures.min(6))
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
