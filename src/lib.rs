@@ -2,9 +2,10 @@
 //! binary that nginx, lighttpd, Apache (mod_fcgid, mod_proxy_fcgi), h2o or
 //! caddy talk to over FastCGI.
 //!
-//! The server is synchronous and thread-pooled: a blocking accept loop
-//! hands connections to a fixed pool of worker threads, each of which
-//! parses records from reusable buffers and calls a plain closure. Idle
+//! The server is synchronous and thread-pooled: a fixed pool of worker
+//! threads waits in one epoll set for the listening socket and for every
+//! open connection; the worker woken for one accepts or reads, parses
+//! records from its reusable buffers and calls a plain closure. Idle
 //! keep-alive connections wait in epoll, not on a worker.
 //!
 //! # Example

@@ -1,4 +1,4 @@
-//! The builder, `run()`, the accept loop and shutdown.
+//! The builder, `run()` and shutdown.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -105,6 +105,11 @@ where
     /// Serves on a listening socket the caller already has (a
     /// `std::os::unix::net::UnixListener` or `std::net::TcpListener`, for
     /// instance), instead of binding or using fd 0.
+    ///
+    /// Whichever socket the server listens on, it makes it non-blocking:
+    /// the workers accept from it themselves and must not wait in
+    /// `accept` when another worker (or another process sharing the
+    /// socket) took the connection.
     pub fn listener(mut self, listener: impl Into<OwnedFd>) -> Self {
         self.listener = Some(listener.into());
         self
