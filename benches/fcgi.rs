@@ -8,7 +8,8 @@
 //! record headers and writes a precomputed response: the ceiling of this
 //! machine. Rounds alternate between the two; the table shows medians and
 //! their ratio. `cargo bench --bench fcgi -- --smoke` is a short run that
-//! only checks that everything works.
+//! only checks that everything works; `-- --only S4,S5` runs some
+//! scenarios alone.
 //!
 //! The load generator speaks FastCGI through the crate's protocol codec,
 //! one blocking thread per connection, and checks every response (record
@@ -43,12 +44,19 @@ fn main() {
         .filter(|w| w[0] == "--other")
         .map(|w| Other::parse(&w[1]))
         .collect();
+    // `--only S4,S5` runs those scenarios alone (S6 needs S2's peak).
+    let only: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .flat_map(|w| w[1].split(',').map(str::to_owned).collect::<Vec<_>>())
+        .collect();
     let (rounds, secs, starts) = if smoke { (1, 0.2, 2) } else { (5, 1.0, 15) };
     let cfg = Bench {
         rounds,
         secs,
         starts,
         others,
+        only,
     };
     let apps = build_examples();
     cfg.run(&apps);
@@ -506,9 +514,15 @@ struct Bench {
     secs: f64,
     starts: usize,
     others: Vec<Other>,
+    /// Scenario names to run; empty: all.
+    only: Vec<String>,
 }
 
 impl Bench {
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+
     fn command(&self, kind: Kind, apps: &Path, app: &str, raw_mode: &str) -> Command {
         match kind {
             Kind::Ours => {
@@ -561,7 +575,7 @@ impl Bench {
         let mut other_peak = vec![0u64; self.others.len()];
         // The share of the mean that the slowest S2 connection got (lowest over rounds).
         let mut other_fair = vec![f64::INFINITY; self.others.len()];
-        for s in &SCENARIOS {
+        for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
             let mut ours = Vec::new();
             let mut raw = Vec::new();
             let mut theirs = vec![Vec::new(); self.others.len()];
@@ -655,30 +669,38 @@ impl Bench {
                 );
             }
         }
-        let idle = self.idle_rss(apps);
-        println!(
-            "S6   resident memory: idle {:.2} MiB, peak during S2 {:.2} MiB (VmRSS {:.2} MiB)  target <= 1.5 / <= 4",
-            idle as f64 / 1024.0,
-            s6.1 as f64 / 1024.0,
-            s6.0 as f64 / 1024.0
-        );
-        self.cold_start(apps);
+        if self.wants("S6") {
+            self.memory(apps, s6);
+        }
+        if self.wants("S7") {
+            self.cold_start(apps);
+        }
         self.print_others(apps, &other_ratios, &other_peak, &other_fair);
     }
 
-    /// Resident memory of a freshly started hello after one request.
-    fn idle_rss(&self, apps: &Path) -> u64 {
-        self.idle_rss_of(Kind::Ours, apps)
+    /// S6: resident memory idle, and the peak seen during S2.
+    fn memory(&self, apps: &Path, s6: (u64, u64)) {
+        let (idle, private) = self.idle_rss_of(Kind::Ours, apps);
+        println!(
+            "S6   resident memory: idle {:.2} MiB (private {:.2}), peak during S2 {:.2} MiB (VmRSS {:.2} MiB)  target <= 1.5 / <= 4",
+            idle as f64 / 1024.0,
+            private as f64 / 1024.0,
+            s6.1 as f64 / 1024.0,
+            s6.0 as f64 / 1024.0
+        );
     }
 
-    fn idle_rss_of(&self, kind: Kind, apps: &Path) -> u64 {
+    /// Resident memory of a freshly started hello after one request, in
+    /// KiB: all of it (VmRSS, which counts the shared pages of libc and the
+    /// binary that are mapped), and its private, anonymous part (RssAnon).
+    fn idle_rss_of(&self, kind: Kind, apps: &Path) -> (u64, u64) {
         let server = Server::start(&mut self.command(kind, apps, "hello", "hello"));
         let s = SCENARIOS[0];
         let mut stream = UnixStream::connect(&server.path).unwrap();
         stream.write_all(&encode_request(&s)).unwrap();
         let _ = Reader::new().response(&mut stream, true);
         thread::sleep(Duration::from_millis(100));
-        server.status_kib("VmRSS:")
+        (server.status_kib("VmRSS:"), server.status_kib("RssAnon:"))
     }
 
     /// S7: from exec to the first complete response, ours against raw.
@@ -726,10 +748,10 @@ impl Bench {
         }
         println!("\nother implementations, ratio to the raw server of the same rounds:");
         print!("{:<24}", "");
-        for s in &SCENARIOS {
+        for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
             print!(" {:>6}", s.name);
         }
-        println!("  S6 idle / peak MiB    S7 ms  S2 slowest conn / mean");
+        println!("  S6 idle (private) / peak MiB    S7 ms  S2 slowest conn / mean");
         for (i, o) in self.others.iter().enumerate() {
             print!("{:<24}", o.name);
             for r in &ratios[i] {
@@ -739,10 +761,11 @@ impl Bench {
                     print!(" {r:>6.2}");
                 }
             }
-            let idle = self.idle_rss_of(Kind::Other(i), apps) as f64 / 1024.0;
+            let (idle, private) = self.idle_rss_of(Kind::Other(i), apps);
+            let (idle, private) = (idle as f64 / 1024.0, private as f64 / 1024.0);
             let start = self.start_ms(Kind::Other(i), apps);
             println!(
-                "  {idle:>8.2} / {:<8.2} {start:>8.2}  {:>6.2}",
+                "  {idle:>5.2} ({private:.2}) / {:<6.2} {start:>8.2}  {:>6.2}",
                 peaks[i] as f64 / 1024.0,
                 fair[i]
             );
