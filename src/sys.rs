@@ -212,6 +212,22 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<Socket> {
     })
 }
 
+/// Asks for a send buffer of `bytes` (`SO_SNDBUF`).
+pub(crate) fn set_send_buffer(sock: &Socket, bytes: libc::c_int) -> io::Result<()> {
+    // SAFETY: `bytes` is a live c_int and the length passed is its size;
+    // the fd is open.
+    cvt(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&raw const bytes).cast(),
+            mem::size_of_val(&bytes) as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 /// The address family of a socket (`AF_UNIX`, `AF_INET`, `AF_INET6`).
 pub(crate) fn socket_family(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
     // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
