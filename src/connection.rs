@@ -11,7 +11,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{
-    self, BeginRequest, Header, MAX_RECORD_LEN, Pairs, ProtocolStatus, Role, record_type,
+    self, BeginRequest, HEADER_LEN, Header, MAX_RECORD_LEN, Pairs, ProtocolStatus, Role,
+    record_type,
 };
 use crate::request::{Body, Request, Span};
 use crate::response::{OutBufs, Response};
@@ -125,6 +126,10 @@ pub(crate) type Handler =
     dyn Fn(&mut Request<'_>, &mut Response<'_>) -> io::Result<()> + Send + Sync;
 
 /// A read buffer that holds at least one whole record.
+///
+/// It starts small, enough for the params and bodies of most requests,
+/// and grows once, to two records of the largest size, when a record does
+/// not fit: an idle worker holds 16 KiB, not 128.
 #[derive(Debug)]
 pub(crate) struct ReadBuf {
     buf: Box<[u8]>,
@@ -133,8 +138,14 @@ pub(crate) struct ReadBuf {
 }
 
 impl ReadBuf {
+    const SMALL: usize = 16 * 1024;
+    const LARGE: usize = 2 * MAX_RECORD_LEN;
+
     /// Puts back bytes set aside earlier (less than one record).
     fn restore(&mut self, bytes: &[u8]) {
+        if bytes.len() > self.buf.len() {
+            self.grow();
+        }
         self.buf[..bytes.len()].copy_from_slice(bytes);
         self.start = 0;
         self.end = bytes.len();
@@ -142,7 +153,7 @@ impl ReadBuf {
 
     fn new() -> ReadBuf {
         ReadBuf {
-            buf: vec![0; 2 * MAX_RECORD_LEN].into_boxed_slice(),
+            buf: vec![0; ReadBuf::SMALL].into_boxed_slice(),
             start: 0,
             end: 0,
         }
@@ -150,6 +161,15 @@ impl ReadBuf {
 
     pub(crate) fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
+    }
+
+    /// Grows to the largest size, keeping what is held in place.
+    fn grow(&mut self) {
+        if self.buf.len() < ReadBuf::LARGE {
+            let mut large = vec![0; ReadBuf::LARGE].into_boxed_slice();
+            large[..self.end].copy_from_slice(&self.buf[..self.end]);
+            self.buf = large;
+        }
     }
 
     /// Forgets everything held: the next connection starts clean.
@@ -170,7 +190,18 @@ impl ReadBuf {
     /// Reads more bytes after what is held; `Ok(0)` at end of stream.
     /// `idle`: between requests (see [`Transport::read_idle`]).
     pub(crate) fn fill(&mut self, io: &dyn Transport, idle: Option<bool>) -> io::Result<usize> {
-        if self.buf.len() - self.end < MAX_RECORD_LEN {
+        // The record at the front, whole: its length once its header is in.
+        let want = match Header::decode(self.data()) {
+            Ok(Some(h)) => h.record_len(),
+            _ => HEADER_LEN,
+        };
+        if want > self.buf.len() {
+            self.grow();
+        }
+        // Move what is held to the front when little room is left behind
+        // it (the record cannot be whole before that; once it is, the
+        // buffer holds it: `want` fits).
+        if self.start > 0 && self.buf.len() - self.end < self.buf.len() / 2 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;

@@ -98,22 +98,32 @@ pub(crate) fn serve_bytes(
         // Two workers' buffers, reused from call to call as a pool's are.
         static WORKERS: RefCell<[Buffers; 2]> = RefCell::new([Buffers::new(), Buffers::new()]);
     }
+    WORKERS.with_borrow_mut(|workers| serve_on(workers, input, sizes, stalls, cfg, handler))
+}
+
+/// [`serve_bytes`] on the given workers' buffers.
+fn serve_on(
+    workers: &mut [Buffers; 2],
+    input: &[u8],
+    sizes: &[usize],
+    stalls: bool,
+    cfg: &Config,
+    handler: &Handler,
+) -> (Vec<u8>, String) {
     let io = Mem::new(input, sizes, stalls);
-    let end = WORKERS.with_borrow_mut(|workers| {
-        let (mut resume, mut parks) = (Resume::NEW, 0usize);
-        loop {
-            let bufs = &mut workers[parks % 2];
-            let end = serve(&io, bufs, cfg, handler, &NoControl, resume);
-            bufs.trim();
-            match end {
-                Ok(Outcome::Park(r)) => {
-                    resume = r;
-                    parks += 1;
-                }
-                end => break describe(end),
+    let (mut resume, mut parks) = (Resume::NEW, 0usize);
+    let end = loop {
+        let bufs = &mut workers[parks % 2];
+        let end = serve(&io, bufs, cfg, handler, &NoControl, resume);
+        bufs.trim();
+        match end {
+            Ok(Outcome::Park(r)) => {
+                resume = r;
+                parks += 1;
             }
+            end => break describe(end),
         }
-    });
+    };
     (io.out.into_inner(), end)
 }
 
@@ -327,5 +337,49 @@ mod tests {
         }
         // Not vacuous: many requests were answered, many inputs refused.
         assert!(answered > 600 && faults > 1000, "{answered} {faults}");
+    }
+
+    /// Records up to the largest size, split anywhere and stalled, on
+    /// workers whose read buffers start small each time: the buffer grows
+    /// in the middle of a record, and a parked record larger than a small
+    /// buffer is resumed on one. Each body arrives whole.
+    #[test]
+    fn records_of_any_size_fit_a_buffer_that_starts_small() {
+        let mut rng = Rng(0x5eed_1234_abcd_0002);
+        for _ in 0..60 {
+            let mut input = Vec::new();
+            let mut bodies = Vec::new();
+            for id in 1..=2u16 {
+                let begin = BeginRequest { role: 1, flags: 1 };
+                rec(&mut input, BEGIN_REQUEST, id, &begin.encode(), 0);
+                let mut params = Vec::new();
+                encode_pair(&mut params, b"REQUEST_METHOD", b"POST");
+                encode_pair(&mut params, b"HTTP_X_BIG", &rng.some_bytes(0, 60_000));
+                rec(&mut input, PARAMS, id, &params, rng.below(256) as u8);
+                rec(&mut input, PARAMS, id, b"", 0);
+                let body = rng.some_bytes(0, 200_000);
+                for chunk in body.chunks(1 + rng.below(65_535)) {
+                    rec(&mut input, STDIN, id, chunk, rng.below(256) as u8);
+                }
+                rec(&mut input, STDIN, id, b"", 0);
+                bodies.push(body.len());
+            }
+            let sizes: Vec<usize> = (0..1 + rng.below(5))
+                .map(|_| 1 + rng.below(80_000))
+                .collect();
+            let cfg = Config::default();
+            let fresh = || [Buffers::new(), Buffers::new()];
+            let whole = serve_on(&mut fresh(), &input, &[], false, &cfg, &probe);
+            let split = serve_on(&mut fresh(), &input, &sizes, true, &cfg, &probe);
+            assert!(whole == split, "split {sizes:?} changed the result");
+            let out = String::from_utf8_lossy(&whole.0);
+            for len in bodies {
+                assert!(
+                    out.contains(&format!("POST   {len} ")),
+                    "{len}: {}",
+                    whole.1
+                );
+            }
+        }
     }
 }
