@@ -104,6 +104,9 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
+/// Where Debian's apache2 keeps its modules.
+const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
+
 /// A web server under test, with the application it fronts.
 pub struct Frontend {
     pub port: u16,
@@ -171,15 +174,7 @@ impl Frontend {
              uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{site}\n}}\n"
         );
         std::fs::write(dir.path("nginx.conf"), conf).unwrap();
-        let app_proc = Proc(
-            Command::new(&app)
-                .arg(&sock)
-                .env("FCGI_WORKERS", "8")
-                .stdin(Stdio::null())
-                .stderr(std::fs::File::create(dir.path("app.log")).unwrap())
-                .spawn()
-                .unwrap(),
-        );
+        let app_proc = Frontend::start_app(&dir, &app, &sock);
         let (prefix, conf) = (dir.0.clone(), dir.path("nginx.conf"));
         let args = [
             OsStr::new("-p"),
@@ -188,6 +183,20 @@ impl Frontend {
             conf.as_os_str(),
         ];
         Frontend::launch((dir, app), port, "nginx", &args, Some(app_proc), &sock)
+    }
+
+    /// The application listening on `sock`, started by the test as an
+    /// init system or an operator would start it.
+    fn start_app(dir: &TempDir, app: &Path, sock: &Path) -> Proc {
+        Proc(
+            Command::new(app)
+                .arg(sock)
+                .env("FCGI_WORKERS", "8")
+                .stdin(Stdio::null())
+                .stderr(std::fs::File::create(dir.path("app.log")).unwrap())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     /// lighttpd spawning the application (bin-path, socket on fd 0).
@@ -233,35 +242,71 @@ impl Frontend {
             "<Directory /srv/yourapplication>",
             &format!("<Directory {}>", dir.0.display()),
         );
-        for sub in ["htdocs", "fcgid", "run"] {
-            std::fs::create_dir_all(dir.path(sub)).unwrap();
-        }
-        // The server's user (www-data) runs the application and needs these.
+        std::fs::create_dir_all(dir.path("fcgid")).unwrap();
+        // The server's user (www-data) runs the application and needs this.
         std::fs::set_permissions(dir.path("fcgid"), std::fs::Permissions::from_mode(0o777))
             .unwrap();
-        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let m = "/usr/lib/apache2/modules";
         let d = dir.0.display();
+        let site = format!(
+            "LoadModule alias_module {APACHE_MODULES}/mod_alias.so\n\
+             LoadModule fcgid_module {APACHE_MODULES}/mod_fcgid.so\n\
+             FcgidIPCDir {d}/fcgid\nFcgidProcessTableFile {d}/fcgid/shm\n{site}"
+        );
+        let args = Frontend::apache_conf(&dir, port, &site);
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        Frontend::launch((dir, app), port, "apache2", &args, None, Path::new(""))
+    }
+
+    /// Apache 2.4 with mod_proxy_fcgi in front of the application, which
+    /// listens on a unix socket whose group is Apache's user's.
+    pub fn apache_proxy_fcgi(site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("apache-proxy");
+        let port = free_port();
+        let sock = dir.path("app.sock");
+        let site = replace(
+            &deploy(site_file),
+            "/run/yourapplication/fcgi.sock",
+            sock.to_str().unwrap(),
+        );
+        let app_proc = Frontend::start_app(&dir, &app, &sock);
+        assert!(
+            eventually(Duration::from_secs(10), || sock.exists()),
+            "the application did not create {}",
+            sock.display()
+        );
+        // As the deploy file says: www-data in the socket's group (mode 0660).
+        let chgrp = Command::new("chgrp").arg("www-data").arg(&sock).status();
+        assert!(chgrp.is_ok_and(|s| s.success()), "chgrp www-data failed");
+        let site = format!(
+            "LoadModule proxy_module {APACHE_MODULES}/mod_proxy.so\n\
+             LoadModule proxy_fcgi_module {APACHE_MODULES}/mod_proxy_fcgi.so\n{site}"
+        );
+        let args = Frontend::apache_conf(&dir, port, &site);
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        Frontend::launch((dir, app), port, "apache2", &args, Some(app_proc), &sock)
+    }
+
+    /// Writes an Apache config around `site` (which loads its own
+    /// modules); returns the arguments that start Apache with it.
+    fn apache_conf(dir: &TempDir, port: u16, site: &str) -> Vec<std::ffi::OsString> {
+        for sub in ["htdocs", "run"] {
+            std::fs::create_dir_all(dir.path(sub)).unwrap();
+        }
+        // Apache's user (www-data) must reach the application and its socket.
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (m, d) = (APACHE_MODULES, dir.0.display());
         let conf = format!(
             "ServerRoot \"{d}\"\nServerName localhost\nListen 127.0.0.1:{port}\n\
              PidFile {d}/run/httpd.pid\nDefaultRuntimeDir {d}/run\n\
              ErrorLog {d}/error.log\nLogLevel info\n\
              LoadModule mpm_event_module {m}/mod_mpm_event.so\n\
              LoadModule authz_core_module {m}/mod_authz_core.so\n\
-             LoadModule alias_module {m}/mod_alias.so\n\
-             LoadModule fcgid_module {m}/mod_fcgid.so\n\
              User www-data\nGroup www-data\nDocumentRoot {d}/htdocs\n\
-             FcgidIPCDir {d}/fcgid\nFcgidProcessTableFile {d}/fcgid/shm\n\
              {site}\n"
         );
-        std::fs::write(dir.path("httpd.conf"), conf).unwrap();
-        let conf = dir.path("httpd.conf");
-        let args = [
-            OsStr::new("-f"),
-            conf.as_os_str(),
-            OsStr::new("-DFOREGROUND"),
-        ];
-        Frontend::launch((dir, app), port, "apache2", &args, None, Path::new(""))
+        let path = dir.path("httpd.conf");
+        std::fs::write(&path, conf).unwrap();
+        vec!["-f".into(), path.into_os_string(), "-DFOREGROUND".into()]
     }
 
     /// Starts `server` (whose config is written) and waits until its port
