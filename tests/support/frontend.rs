@@ -182,7 +182,8 @@ impl Frontend {
             OsStr::new("-c"),
             conf.as_os_str(),
         ];
-        Frontend::launch((dir, app), port, "nginx", &args, Some(app_proc), &sock)
+        let cmd = Frontend::command("nginx", &args);
+        Frontend::launch((dir, app), port, cmd, Some(app_proc), &sock)
     }
 
     /// The application listening on `sock`, started by the test as an
@@ -225,7 +226,8 @@ impl Frontend {
         std::fs::write(dir.path("lighttpd.conf"), conf).unwrap();
         let conf = dir.path("lighttpd.conf");
         let args = [OsStr::new("-D"), OsStr::new("-f"), conf.as_os_str()];
-        Frontend::launch((dir, app), port, "lighttpd", &args, None, Path::new(""))
+        let cmd = Frontend::command("lighttpd", &args);
+        Frontend::launch((dir, app), port, cmd, None, Path::new(""))
     }
 
     /// Apache 2.4 with mod_fcgid spawning the application.
@@ -254,7 +256,8 @@ impl Frontend {
         );
         let args = Frontend::apache_conf(&dir, port, &site);
         let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        Frontend::launch((dir, app), port, "apache2", &args, None, Path::new(""))
+        let cmd = Frontend::command("apache2", &args);
+        Frontend::launch((dir, app), port, cmd, None, Path::new(""))
     }
 
     /// Apache 2.4 with mod_proxy_fcgi in front of the application, which
@@ -283,7 +286,73 @@ impl Frontend {
         );
         let args = Frontend::apache_conf(&dir, port, &site);
         let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        Frontend::launch((dir, app), port, "apache2", &args, Some(app_proc), &sock)
+        let cmd = Frontend::command("apache2", &args);
+        Frontend::launch((dir, app), port, cmd, Some(app_proc), &sock)
+    }
+
+    /// Caddy in front of the application, which listens on a unix socket.
+    /// Caddy's log (its standard error) is the error log.
+    pub fn caddy(site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("caddy");
+        let port = free_port();
+        let sock = dir.path("app.sock");
+        let site = replace(
+            &deploy(site_file),
+            ":8080 {",
+            &format!(":{port} {{\n\tbind 127.0.0.1"),
+        );
+        let site = replace(
+            &site,
+            "/run/yourapplication/fcgi.sock",
+            sock.to_str().unwrap(),
+        );
+        // No admin endpoint: tests run side by side, and it has one port.
+        let conf = format!("{{\n\tadmin off\n}}\n\n{site}");
+        std::fs::write(dir.path("Caddyfile"), conf).unwrap();
+        let app_proc = Frontend::start_app(&dir, &app, &sock);
+        let conf = dir.path("Caddyfile");
+        let args = [
+            OsStr::new("run"),
+            OsStr::new("--adapter"),
+            OsStr::new("caddyfile"),
+            OsStr::new("--config"),
+            conf.as_os_str(),
+        ];
+        let mut cmd = Frontend::command("caddy", &args);
+        let log = std::fs::File::create(dir.path("error.log")).unwrap();
+        cmd.env("HOME", &dir.0)
+            .env("XDG_DATA_HOME", &dir.0)
+            .env("XDG_CONFIG_HOME", &dir.0)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        Frontend::launch((dir, app), port, cmd, Some(app_proc), &sock)
+    }
+
+    /// h2o spawning the application (`fastcgi.spawn`, socket on fd 0).
+    pub fn h2o(site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("h2o");
+        let port = free_port();
+        let site = replace(
+            &deploy(site_file),
+            "listen: 8080",
+            &format!("listen:\n  host: 127.0.0.1\n  port: {port}"),
+        );
+        let site = replace(
+            &site,
+            "/srv/yourapplication/app.fcgi",
+            app.to_str().unwrap(),
+        );
+        let log = dir.path("error.log");
+        // h2o writes its log after it has become www-data, which runs the
+        // application too.
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = format!("error-log: {}\n{site}", log.display());
+        std::fs::write(dir.path("h2o.conf"), conf).unwrap();
+        let conf = dir.path("h2o.conf");
+        let cmd = Frontend::command("h2o", &[OsStr::new("-c"), conf.as_os_str()]);
+        Frontend::launch((dir, app), port, cmd, None, Path::new(""))
     }
 
     /// Writes an Apache config around `site` (which loads its own
@@ -309,23 +378,23 @@ impl Frontend {
         vec!["-f".into(), path.into_os_string(), "-DFOREGROUND".into()]
     }
 
-    /// Starts `server` (whose config is written) and waits until its port
-    /// answers and, when given, the application's socket exists.
+    /// The command that starts the installed `tool` with `args`.
+    fn command(tool: &str, args: &[&OsStr]) -> Command {
+        let mut cmd = Command::new(tool_path(tool).unwrap());
+        cmd.args(args);
+        cmd
+    }
+
+    /// Starts the front end with `cmd` (its config written) and waits until
+    /// its port answers and, when given, the application's socket exists.
     fn launch(
         (dir, app): (TempDir, PathBuf),
         port: u16,
-        tool: &str,
-        args: &[&OsStr],
+        mut cmd: Command,
         app_proc: Option<Proc>,
         sock: &Path,
     ) -> Frontend {
-        let server = Proc(
-            Command::new(tool_path(tool).unwrap())
-                .args(args)
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let server = Proc(cmd.stdin(Stdio::null()).spawn().unwrap());
         let error_log = dir.path("error.log");
         let fe = Frontend {
             port,

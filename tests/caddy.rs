@@ -1,0 +1,38 @@
+//! examples/echo behind a real Caddy (the application started on a unix
+//! socket), with the deploy/ configs, at a prefix and at the root.
+
+mod support;
+
+use support::frontend::Frontend;
+use support::have_tool;
+
+/// Everything the other front ends are checked for, except text on
+/// FCGI_STDERR reaching the log: Caddy 2.6 discards it.
+fn check(fe: &Frontend, prefix: &str) {
+    fe.check_params(prefix, prefix);
+    fe.check_post_echo(prefix, 4 << 20);
+    fe.check_status_and_header(prefix);
+    fe.check_panic(prefix);
+    fe.check_download(prefix, 50 << 20);
+    fe.check_upload(prefix, 256 << 20);
+    fe.check_concurrency(prefix);
+}
+
+#[test]
+fn prefix_mount() {
+    if !have_tool("caddy") {
+        return;
+    }
+    check(
+        &Frontend::caddy("caddy-prefix.Caddyfile"),
+        "/yourapplication",
+    );
+}
+
+#[test]
+fn root_mount() {
+    if !have_tool("caddy") {
+        return;
+    }
+    check(&Frontend::caddy("caddy-root.Caddyfile"), "");
+}
