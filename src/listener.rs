@@ -145,7 +145,8 @@ pub(crate) fn inherited() -> io::Result<Option<Listener>> {
 /// this process, `LISTEN_FDS` at least 1), if any. The variables are
 /// removed, so that child processes do not take the sockets for theirs.
 ///
-/// Must be called before the crate starts threads (see [`sys::remove_env`]).
+/// Must be called before the crate starts threads (see
+/// [`sys::clear_socket_activation_env`]).
 pub(crate) fn systemd() -> io::Result<Option<Listener>> {
     let pid = std::env::var("LISTEN_PID")
         .ok()
@@ -156,8 +157,7 @@ pub(crate) fn systemd() -> io::Result<Option<Listener>> {
     if pid != Some(std::process::id()) || fds.unwrap_or(0) == 0 {
         return Ok(None);
     }
-    // SAFETY: called from `run()` before it starts any thread.
-    unsafe { sys::remove_env(&["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) };
+    sys::clear_socket_activation_env();
     const FIRST: i32 = 3;
     let what = "cannot use the socket passed by systemd on file descriptor 3";
     let fd = sys::adopt_inherited_fd(FIRST).map_err(|e| named(e, what))?;

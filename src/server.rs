@@ -297,8 +297,10 @@ where
     /// The listening socket is, in this order: the one given to
     /// [`listener`](Server::listener), the address given to
     /// [`bind`](Server::bind), a socket passed by systemd socket activation
-    /// (`LISTEN_PID`, `LISTEN_FDS`), or the listening socket inherited on
-    /// file descriptor 0. When there is none (fd 0 is a terminal, a pipe or
+    /// (`LISTEN_PID`, `LISTEN_FDS`; taking it removes those variables, so
+    /// other threads of the program must not use the environment while
+    /// `run` starts), or the listening socket inherited on file
+    /// descriptor 0. When there is none (fd 0 is a terminal, a pipe or
     /// a file), or `FCGI_FORCE_CGI` starts with `Y`, the server answers one
     /// request as CGI, from the environment and stdin to stdout, and
     /// returns. Errors in setting up name what failed.

@@ -460,15 +460,15 @@ pub(crate) fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Removes environment variables.
-///
-/// # Safety
-///
-/// No other thread may read or write the environment meanwhile. The crate
-/// calls it from `run()` before it starts any thread.
-pub(crate) unsafe fn remove_env(names: &[&str]) {
-    for name in names {
-        // SAFETY: the caller guarantees that no other thread uses the environment.
+/// Removes the variables of systemd socket activation once their socket is
+/// taken, as `sd_listen_fds(1)` does, so that child processes do not take
+/// it for theirs.
+pub(crate) fn clear_socket_activation_env() {
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        // SAFETY: removing a variable races with other threads reading or
+        // writing the environment. `Server::run` calls this before it
+        // starts any thread of its own, and documents that the program's
+        // other threads must not use the environment while `run` starts.
         unsafe { std::env::remove_var(name) };
     }
 }
