@@ -14,7 +14,7 @@ use crate::protocol::{
     self, BeginRequest, HEADER_LEN, Header, MAX_RECORD_LEN, Pairs, ProtocolStatus, Role,
     record_type,
 };
-use crate::request::{Body, Request, Span};
+use crate::request::{Body, PathParams, Request, Span};
 use crate::response::{OutBufs, Response};
 
 /// Where a connection's bytes come from and go to.
@@ -479,7 +479,7 @@ fn gather(
         bufs.rbuf.consume(used);
         if done {
             let a = active.expect("params end implies active");
-            index_params(&bufs.params, &mut bufs.index, cfg.max_params_bytes)?;
+            let paths = index_params(&bufs.params, &mut bufs.index, cfg.max_params_bytes)?;
             if bufs.index.len() > cfg.max_params {
                 let msg = format!(
                     "the request has {} params, over the limit of {}",
@@ -488,7 +488,7 @@ fn gather(
                 );
                 return over_limit(io, active, TOO_LARGE, msg);
             }
-            crate::request::fix_paths(&mut bufs.params, &mut bufs.index, cfg.root_mount);
+            crate::request::fix_paths(&mut bufs.params, &mut bufs.index, paths, cfg.root_mount);
             return Ok(Gathered::Request(a));
         }
     }
@@ -635,18 +635,22 @@ pub(crate) fn management(
 }
 
 /// Indexes the params stream in place: offsets, no copies.
-fn index_params(params: &[u8], index: &mut Vec<Span>, limit: usize) -> Result<(), Fault> {
+/// Also returns where the pairs that [`fix_paths`](crate::request::fix_paths)
+/// needs are, found on the way.
+fn index_params(params: &[u8], index: &mut Vec<Span>, limit: usize) -> Result<PathParams, Fault> {
     index.clear();
+    let mut paths = PathParams::default();
     let base = params.as_ptr() as usize;
     for pair in Pairs::new(params, limit.min(u32::MAX as usize) as u32) {
         let (name, value) = pair?;
+        paths.note(name, index.len());
         let at = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
         index.push(Span {
             name: (at(name), name.len() as u32),
             value: (at(value), value.len() as u32),
         });
     }
-    Ok(())
+    Ok(paths)
 }
 
 /// How a request ended.

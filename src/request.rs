@@ -326,6 +326,7 @@ pub(crate) fn aborted_error() -> io::Error {
 }
 
 /// The value span of the last pair named `name`.
+#[cfg(test)]
 fn lookup(params: &[u8], index: &[Span], name: &[u8]) -> Option<(u32, u32)> {
     let get = |(at, len): (u32, u32)| &params[at as usize..(at + len) as usize];
     index
@@ -335,22 +336,49 @@ fn lookup(params: &[u8], index: &[Span], name: &[u8]) -> Option<(u32, u32)> {
         .map(|s| s.value)
 }
 
-/// Points the last pair named `name` at `value`, or adds such a pair.
-fn set(params: &mut Vec<u8>, index: &mut Vec<Span>, name: &[u8], value: (u32, u32)) {
-    let found = {
-        let get = |(at, len): (u32, u32)| &params[at as usize..(at + len) as usize];
-        index.iter_mut().rev().find(|s| get(s.name) == name)
-    };
-    if let Some(span) = found {
-        span.value = value;
-        return;
+/// Points the pair at position `at` of `index` at `value`, or, with no
+/// position, adds a pair named `name`. Returns the pair's position.
+fn put(
+    params: &mut Vec<u8>,
+    index: &mut Vec<Span>,
+    at: Option<usize>,
+    name: &[u8],
+    value: (u32, u32),
+) -> usize {
+    if let Some(i) = at {
+        index[i].value = value;
+        return i;
     }
-    let at = params.len() as u32;
+    let name_at = params.len() as u32;
     params.extend_from_slice(name);
     index.push(Span {
-        name: (at, name.len() as u32),
+        name: (name_at, name.len() as u32),
         value,
     });
+    index.len() - 1
+}
+
+/// The positions in the index of the last `SCRIPT_NAME`, `PATH_INFO` and
+/// `REQUEST_URI` pairs, noted while the index is built.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PathParams {
+    script: Option<usize>,
+    path: Option<usize>,
+    uri: Option<usize>,
+}
+
+impl PathParams {
+    /// Notes the pair at position `i`, if it is one of the three.
+    pub(crate) fn note(&mut self, name: &[u8], i: usize) {
+        // Most names differ in length from all three: one comparison.
+        let slot = match name.len() {
+            9 if name == b"PATH_INFO" => &mut self.path,
+            11 if name == b"SCRIPT_NAME" => &mut self.script,
+            11 if name == b"REQUEST_URI" => &mut self.uri,
+            _ => return,
+        };
+        *slot = Some(i);
+    }
 }
 
 /// Corrects `SCRIPT_NAME` and `PATH_INFO` in place, without allocating
@@ -361,33 +389,43 @@ fn set(params: &mut Vec<u8>, index: &mut Vec<Span>, name: &[u8], value: (u32, u3
 ///   path moves to `PATH_INFO` and `SCRIPT_NAME` becomes empty.
 /// - A missing or empty `PATH_INFO` is derived, as flup does, from the path
 ///   of `REQUEST_URI` below `SCRIPT_NAME` (not percent-decoded).
-pub(crate) fn fix_paths(params: &mut Vec<u8>, index: &mut Vec<Span>, root_mount: bool) {
+pub(crate) fn fix_paths(
+    params: &mut Vec<u8>,
+    index: &mut Vec<Span>,
+    found: PathParams,
+    root_mount: bool,
+) {
+    let PathParams {
+        mut script,
+        mut path,
+        uri,
+    } = found;
+    let value = |index: &[Span], i: Option<usize>| i.map_or((0, 0), |i| index[i].value);
     if root_mount {
-        let script = lookup(params, index, b"SCRIPT_NAME").unwrap_or((0, 0));
-        let path = lookup(params, index, b"PATH_INFO").unwrap_or((0, 0));
+        let (s, p) = (value(index, script), value(index, path));
         let at = params.len() as u32;
-        params.extend_from_within(script.0 as usize..(script.0 + script.1) as usize);
-        params.extend_from_within(path.0 as usize..(path.0 + path.1) as usize);
-        set(params, index, b"PATH_INFO", (at, script.1 + path.1));
-        set(params, index, b"SCRIPT_NAME", (at, 0));
+        params.extend_from_within(s.0 as usize..(s.0 + s.1) as usize);
+        params.extend_from_within(p.0 as usize..(p.0 + p.1) as usize);
+        path = Some(put(params, index, path, b"PATH_INFO", (at, s.1 + p.1)));
+        script = Some(put(params, index, script, b"SCRIPT_NAME", (at, 0)));
     }
-    if lookup(params, index, b"PATH_INFO").is_some_and(|(_, len)| len > 0) {
+    if value(index, path).1 > 0 {
         return;
     }
-    let Some((uri_at, uri_len)) = lookup(params, index, b"REQUEST_URI") else {
+    let Some(uri) = uri else {
         return;
     };
-    let uri = &params[uri_at as usize..(uri_at + uri_len) as usize];
-    let path_len = uri.iter().position(|&b| b == b'?').unwrap_or(uri.len()) as u32;
-    let (script_at, script_len) = lookup(params, index, b"SCRIPT_NAME").unwrap_or((0, 0));
-    let script = &params[script_at as usize..(script_at + script_len) as usize];
-    if script_len <= path_len && uri.starts_with(script) {
-        set(
-            params,
-            index,
-            b"PATH_INFO",
-            (uri_at + script_len, path_len - script_len),
-        );
+    let (uri_at, uri_len) = index[uri].value;
+    let request_uri = &params[uri_at as usize..(uri_at + uri_len) as usize];
+    let path_len = request_uri
+        .iter()
+        .position(|&b| b == b'?')
+        .unwrap_or(request_uri.len()) as u32;
+    let (script_at, script_len) = value(index, script);
+    let script_name = &params[script_at as usize..(script_at + script_len) as usize];
+    if script_len <= path_len && request_uri.starts_with(script_name) {
+        let derived = (uri_at + script_len, path_len - script_len);
+        put(params, index, path, b"PATH_INFO", derived);
     }
 }
 
@@ -402,9 +440,12 @@ mod tests {
             encode_pair(&mut params, k.as_bytes(), v.as_bytes());
         }
         let base = params.as_ptr() as usize;
+        let mut found = PathParams::default();
         let mut index: Vec<Span> = Pairs::new(&params, 1 << 20)
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 let (n, v) = p.unwrap();
+                found.note(n, i);
                 let at = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
                 Span {
                     name: (at(n), n.len() as u32),
@@ -412,7 +453,7 @@ mod tests {
                 }
             })
             .collect();
-        fix_paths(&mut params, &mut index, root);
+        fix_paths(&mut params, &mut index, found, root);
         let get = |name: &[u8]| {
             lookup(&params, &index, name).map(|(at, len)| {
                 String::from_utf8(params[at as usize..(at + len) as usize].to_vec()).unwrap()
