@@ -310,12 +310,7 @@ fn nginx_params(method: &str, query: &str, body_len: usize) -> Vec<(&'static str
 fn encode_request(s: &Scenario) -> Vec<u8> {
     let method = if s.body_len > 0 { "POST" } else { "GET" };
     let mut out = Vec::new();
-    let push = |out: &mut Vec<u8>, t: u8, content: &[u8]| {
-        let h = Header::aligned(t, 1, content.len() as u16);
-        out.extend_from_slice(&h.encode());
-        out.extend_from_slice(content);
-        out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
-    };
+    let push = |out: &mut Vec<u8>, t: u8, content: &[u8]| protocol::push_record(out, t, 1, content);
     let flags = if s.keep_conn { protocol::KEEP_CONN } else { 0 };
     push(
         &mut out,
@@ -811,10 +806,7 @@ mod raw {
         let mut out = Vec::new();
         let all = [HEAD, body].concat();
         for chunk in all.chunks(MAX_ALIGNED_CONTENT_LEN) {
-            let h = Header::aligned(record_type::STDOUT, 1, chunk.len() as u16);
-            out.extend_from_slice(&h.encode());
-            out.extend_from_slice(chunk);
-            out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
+            protocol::push_record(&mut out, record_type::STDOUT, 1, chunk);
         }
         out
     }

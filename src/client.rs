@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::listener::Address;
 use crate::protocol::{
     self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, MAX_CONTENT_LEN,
-    ProtocolStatus, Role, record_type,
+    ProtocolStatus, Role, push_record, record_type,
 };
 
 #[derive(Debug)]
@@ -316,15 +316,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// Appends one record carrying `content` (at most 65535 bytes), padded to
-/// a multiple of 8 bytes as libfcgi-based peers need.
-fn push_record(out: &mut Vec<u8>, rtype: u8, id: u16, content: &[u8]) {
-    let h = Header::aligned(rtype, id, content.len() as u16);
-    out.extend_from_slice(&h.encode());
-    out.extend_from_slice(content);
-    out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
 }
 
 /// Appends `data` as a stream of records (without the closing empty one).

@@ -515,16 +515,9 @@ fn over_limit(
         let head = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{msg}\n");
         let err = format!("fcgi-server: {msg}\n");
         let mut out = Vec::with_capacity(head.len() + err.len() + 64);
-        for (t, content) in [
-            (record_type::STDERR, err.as_bytes()),
-            (record_type::STDOUT, head.as_bytes()),
-            (record_type::STDOUT, b""),
-        ] {
-            let h = Header::aligned(t, a.id, content.len() as u16);
-            out.extend_from_slice(&h.encode());
-            out.extend_from_slice(content);
-            out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
-        }
+        protocol::push_record(&mut out, record_type::STDERR, a.id, err.as_bytes());
+        protocol::push_record(&mut out, record_type::STDOUT, a.id, head.as_bytes());
+        protocol::push_record(&mut out, record_type::STDOUT, a.id, b"");
         out.extend_from_slice(&protocol::encode_end_request(
             a.id,
             0,
@@ -627,10 +620,7 @@ pub(crate) fn management(
         protocol::encode_pair(&mut body, name, value);
     }
     body.truncate(protocol::MAX_ALIGNED_CONTENT_LEN);
-    let header = Header::aligned(record_type::GET_VALUES_RESULT, 0, body.len() as u16);
-    reply.extend_from_slice(&header.encode());
-    reply.extend_from_slice(&body);
-    reply.extend_from_slice(&[0; 8][..header.padding_len as usize]);
+    protocol::push_record(&mut reply, record_type::GET_VALUES_RESULT, 0, &body);
     Ok(write_all(io, &mut [IoSlice::new(&reply)])?)
 }
 

@@ -383,13 +383,12 @@ impl Write for Stderr<'_, '_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.res.check()?;
         for chunk in data.chunks(MAX_CONTENT) {
-            let h = Header::aligned(record_type::STDERR, self.res.id, chunk.len() as u16);
-            self.res.bufs.err.extend_from_slice(&h.encode());
-            self.res.bufs.err.extend_from_slice(chunk);
-            self.res
-                .bufs
-                .err
-                .extend_from_slice(&[0; 8][..h.padding_len as usize]);
+            protocol::push_record(
+                &mut self.res.bufs.err,
+                record_type::STDERR,
+                self.res.id,
+                chunk,
+            );
         }
         if self.res.bufs.err.len() >= FLUSH_AT {
             self.flush()?;

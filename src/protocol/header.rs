@@ -24,6 +24,20 @@ pub fn padding_for(content_len: usize) -> u8 {
     (content_len.wrapping_neg() & 7) as u8
 }
 
+/// Appends one record carrying `content` (at most [`MAX_CONTENT_LEN`]
+/// bytes), padded to a multiple of 8 bytes.
+///
+/// # Panics
+///
+/// If `content` is longer than a record can carry.
+pub fn push_record(out: &mut Vec<u8>, record_type: u8, request_id: u16, content: &[u8]) {
+    let len = u16::try_from(content.len()).expect("record content fits in 65535 bytes");
+    let h = Header::aligned(record_type, request_id, len);
+    out.extend_from_slice(&h.encode());
+    out.extend_from_slice(content);
+    out.extend_from_slice(&[0; 8][..h.padding_len as usize]);
+}
+
 /// A decoded record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -126,6 +140,20 @@ pub fn decode_record(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_records_are_aligned_and_decode_back() {
+        for len in [0usize, 1, 7, 8, 9, 65535] {
+            let content: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut out = vec![0xAA];
+            push_record(&mut out, 6, 3, &content);
+            assert_eq!((out.len() - 1) % 8, 0, "{len}");
+            let (rec, used) = decode_record(&out[1..]).unwrap().unwrap();
+            assert_eq!(used, out.len() - 1);
+            assert_eq!((rec.header.record_type, rec.header.request_id), (6, 3));
+            assert_eq!(rec.content, &content[..]);
+        }
+    }
 
     #[test]
     fn header_round_trips() {

@@ -15,7 +15,7 @@ mod nv;
 pub use body::{BeginRequest, EndRequest, encode_end_request, encode_unknown_type};
 pub use header::{
     HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, MAX_CONTENT_LEN, MAX_RECORD_LEN, Record,
-    decode_record, padding_for,
+    decode_record, padding_for, push_record,
 };
 pub use nv::{Pairs, encode_pair, encoded_pair_len};
 
