@@ -792,17 +792,8 @@ mod tests {
     fn run_stalling(input: &[u8], chunk: usize) -> (Vec<u8>, Outcome, usize) {
         let io = mem(input, chunk, true);
         let mut workers = [Buffers::new(), Buffers::new()];
-        let (mut resume, mut parks) = (Resume::NEW, 0);
-        loop {
-            let bufs = &mut workers[parks % 2];
-            match serve(&io, bufs, &test_config(), &handler, &NoControl, resume) {
-                Ok(Outcome::Park(r)) => {
-                    resume = r;
-                    parks += 1;
-                }
-                outcome => return (io.out.into_inner(), outcome.unwrap(), parks),
-            }
-        }
+        let (end, parks) = crate::memio::serve_parking(&mut workers, &io, &test_config(), &handler);
+        (io.out.into_inner(), end.unwrap(), parks)
     }
 
     #[test]

@@ -98,33 +98,33 @@ pub(crate) fn serve_bytes(
         // Two workers' buffers, reused from call to call as a pool's are.
         static WORKERS: RefCell<[Buffers; 2]> = RefCell::new([Buffers::new(), Buffers::new()]);
     }
-    WORKERS.with_borrow_mut(|workers| serve_on(workers, input, sizes, stalls, cfg, handler))
+    let io = Mem::new(input, sizes, stalls);
+    let (end, _) = WORKERS.with_borrow_mut(|workers| serve_parking(workers, &io, cfg, handler));
+    (io.out.into_inner(), describe(end))
 }
 
-/// [`serve_bytes`] on the given workers' buffers.
-fn serve_on(
+/// Serves `io` as one connection until it ends; each time it is parked,
+/// it is resumed on the other of the two workers' buffers. Returns how it
+/// ended and how many times it was parked.
+pub(crate) fn serve_parking(
     workers: &mut [Buffers; 2],
-    input: &[u8],
-    sizes: &[usize],
-    stalls: bool,
+    io: &Mem,
     cfg: &Config,
     handler: &Handler,
-) -> (Vec<u8>, String) {
-    let io = Mem::new(input, sizes, stalls);
+) -> (Result<Outcome, Fault>, usize) {
     let (mut resume, mut parks) = (Resume::NEW, 0usize);
-    let end = loop {
+    loop {
         let bufs = &mut workers[parks % 2];
-        let end = serve(&io, bufs, cfg, handler, &NoControl, resume);
+        let end = serve(io, bufs, cfg, handler, &NoControl, resume);
         bufs.trim();
         match end {
             Ok(Outcome::Park(r)) => {
                 resume = r;
                 parks += 1;
             }
-            end => break describe(end),
+            end => return (end, parks),
         }
-    };
-    (io.out.into_inner(), end)
+    }
 }
 
 /// A handler that touches every part of the request API: params, the
@@ -367,10 +367,14 @@ mod tests {
             let sizes: Vec<usize> = (0..1 + rng.below(5))
                 .map(|_| 1 + rng.below(80_000))
                 .collect();
-            let cfg = Config::default();
-            let fresh = || [Buffers::new(), Buffers::new()];
-            let whole = serve_on(&mut fresh(), &input, &[], false, &cfg, &probe);
-            let split = serve_on(&mut fresh(), &input, &sizes, true, &cfg, &probe);
+            let serve_fresh = |sizes: &[usize], stalls: bool| {
+                let io = Mem::new(&input, sizes, stalls);
+                let mut fresh = [Buffers::new(), Buffers::new()];
+                let (end, _) = serve_parking(&mut fresh, &io, &Config::default(), &probe);
+                (io.out.into_inner(), describe(end))
+            };
+            let whole = serve_fresh(&[], false);
+            let split = serve_fresh(&sizes, true);
             assert!(whole == split, "split {sizes:?} changed the result");
             let out = String::from_utf8_lossy(&whole.0);
             for len in bodies {
