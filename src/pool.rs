@@ -260,6 +260,11 @@ pub(crate) struct Parker {
     state: Mutex<Parked>,
     idle_timeout: Duration,
     read_timeout: Option<Duration>,
+    /// When to watch the listener again after it failed, in nanoseconds
+    /// since `born`; 0 when it is not paused. Outside the lock: every
+    /// wake-up reads it, and it is almost always 0.
+    listener_resumes: AtomicU64,
+    born: Instant,
 }
 
 /// What a worker woken by the parker is to do.
@@ -275,8 +280,6 @@ struct Parked {
     conns: HashMap<RawFd, (Conn, Instant)>,
     closed: bool,
     next_sweep: Instant,
-    /// When to watch the listener again, after it failed.
-    listener_paused: Option<Instant>,
 }
 
 /// The epoll tokens of the shutdown eventfd and of the listening socket;
@@ -301,10 +304,11 @@ impl Parker {
                 conns: HashMap::with_capacity(64),
                 closed: false,
                 next_sweep: Instant::now(),
-                listener_paused: None,
             }),
             idle_timeout,
             read_timeout,
+            listener_resumes: AtomicU64::new(0),
+            born: Instant::now(),
         })
     }
 
@@ -317,7 +321,20 @@ impl Parker {
 
     /// Has a worker try the listening socket again after `d`.
     pub(crate) fn pause_listener(&self, d: Duration) {
-        self.lock().listener_paused = Some(Instant::now() + d);
+        let at = (self.born.elapsed() + d).as_nanos().max(1) as u64;
+        self.listener_resumes.store(at, Ordering::SeqCst);
+    }
+
+    /// Whether the listener's pause is over; true for one caller only,
+    /// which then accepts.
+    fn listener_resumed(&self) -> bool {
+        let at = self.listener_resumes.load(Ordering::SeqCst);
+        at != 0
+            && self.born.elapsed().as_nanos() as u64 >= at
+            && self
+                .listener_resumes
+                .compare_exchange(at, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
     }
 
     /// How often to look for connections past their timeout: often enough
@@ -380,7 +397,7 @@ impl Parker {
         let every = self.sweep_every();
         loop {
             // While the listener pauses, wake often enough to resume it.
-            let paused = self.lock().listener_paused.is_some();
+            let paused = self.listener_resumes.load(Ordering::Relaxed) != 0;
             let wait = if paused {
                 every.min(Duration::from_millis(10))
             } else {
@@ -407,8 +424,7 @@ impl Parker {
             if token == Some(LISTENER) {
                 return Some(Ready::Listener);
             }
-            if state.listener_paused.is_some_and(|t| Instant::now() >= t) {
-                state.listener_paused = None;
+            if self.listener_resumed() {
                 return Some(Ready::Listener);
             }
             // A token whose connection is gone (closed by a sweep) is stale.
