@@ -21,7 +21,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crate::listener::Address;
+use crate::address::Address;
 use crate::protocol::{
     self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, MAX_CONTENT_LEN,
     ProtocolStatus, Role, push_record, record_type,

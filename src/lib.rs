@@ -29,6 +29,7 @@
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;
+mod address;
 mod cgi;
 mod connection;
 mod listener;

@@ -8,6 +8,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use crate::address::Address;
 use crate::sys;
 
 /// Connections the kernel queues while every worker is busy.
@@ -36,33 +37,6 @@ impl Drop for Listener {
     fn drop(&mut self) {
         if let Some(path) = &self.unlink {
             let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// What a bind address names.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Address {
-    /// A unix socket path (`/run/app.sock`, `app.sock`, `unix:/run/app.sock`).
-    Unix(PathBuf),
-    /// A TCP `HOST:PORT` (`127.0.0.1:9000`, `[::1]:9000`, `localhost:9000`).
-    Tcp(String),
-}
-
-impl Address {
-    /// A path (anything with a `/`, or without a `:PORT` suffix) is a unix
-    /// socket; `HOST:PORT` is TCP.
-    pub(crate) fn parse(s: &str) -> Address {
-        if let Some(path) = s.strip_prefix("unix:") {
-            return Address::Unix(path.into());
-        }
-        let is_tcp = !s.contains('/')
-            && s.rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if is_tcp {
-            Address::Tcp(s.to_owned())
-        } else {
-            Address::Unix(s.into())
         }
     }
 }
@@ -225,6 +199,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn allow_list_cases() {
         let list = AllowList::parse("127.0.0.1, ::1,10.1.2.3").unwrap();
@@ -237,25 +213,5 @@ mod tests {
         assert!(!list.allows(ip("::2")));
         let err = AllowList::parse("127.0.0.1,localhost").unwrap_err();
         assert!(err.to_string().contains("\"localhost\""), "{err}");
-    }
-
-    use super::*;
-
-    #[test]
-    fn address_cases() {
-        let cases = [
-            ("/run/app.sock", Address::Unix("/run/app.sock".into())),
-            ("app.sock", Address::Unix("app.sock".into())),
-            ("./a:1", Address::Unix("./a:1".into())),
-            ("unix:/tmp/x", Address::Unix("/tmp/x".into())),
-            ("127.0.0.1:9000", Address::Tcp("127.0.0.1:9000".into())),
-            ("[::1]:9000", Address::Tcp("[::1]:9000".into())),
-            ("localhost:0", Address::Tcp("localhost:0".into())),
-            (":9000", Address::Unix(":9000".into())),
-            ("host:notaport", Address::Unix("host:notaport".into())),
-        ];
-        for (input, want) in cases {
-            assert_eq!(Address::parse(input), want, "input {input}");
-        }
     }
 }

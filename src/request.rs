@@ -57,6 +57,26 @@ impl<'a> Request<'a> {
             .map(|s| self.slice(s.value))
     }
 
+    /// Every value of param `name`, in the order the web server sent them.
+    ///
+    /// A web server may send a name more than once: nginx passes two
+    /// `Cookie` request headers as two `HTTP_COOKIE` params.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) -> std::io::Result<()> {
+    /// let cookies: Vec<&[u8]> = req.param_values("HTTP_COOKIE").collect();
+    /// # Ok(()) }
+    /// ```
+    pub fn param_values<'r>(&'r self, name: &'r str) -> impl Iterator<Item = &'a [u8]> + 'r {
+        let name = name.as_bytes();
+        self.index
+            .iter()
+            .filter(move |s| self.slice(s.name) == name)
+            .map(|s| self.slice(s.value))
+    }
+
     /// The value of param `name`, if present and valid UTF-8. Where the
     /// web server sent a name twice, the last value wins.
     pub fn param(&self, name: &str) -> Option<&'a str> {

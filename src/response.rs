@@ -116,9 +116,20 @@ impl<'a> Response<'a> {
     /// Adds a response header. A name or value containing CR or LF is
     /// refused (it would forge headers) and reported on the error stream.
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        self.header_bytes(name, value.as_bytes())
+    }
+
+    /// Adds a response header whose value is not necessarily UTF-8 (as
+    /// HTTP allows). The same rules as for [`header`](Response::header)
+    /// apply: a name or value containing CR or LF is refused.
+    pub fn header_bytes(&mut self, name: &str, value: &[u8]) -> &mut Self {
         if self.head_placed {
             self.late(name);
-        } else if [name, value].iter().any(|s| s.contains(['\r', '\n'])) || name.is_empty() {
+        } else if name.contains(['\r', '\n'])
+            || value.contains(&b'\r')
+            || value.contains(&b'\n')
+            || name.is_empty()
+        {
             let _ = writeln!(
                 self.stderr(),
                 "fcgi-server: header {name:?} refused: empty name or a line break"
@@ -127,7 +138,7 @@ impl<'a> Response<'a> {
             let head = &mut self.bufs.head;
             head.extend_from_slice(name.as_bytes());
             head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(value);
             head.extend_from_slice(b"\r\n");
         }
         self

@@ -264,6 +264,51 @@ fn duplicate_param_names_keep_the_last_value() {
 }
 
 #[test]
+fn every_value_of_a_name_sent_twice_is_kept_in_order() {
+    let srv = TestServer::start(
+        |req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>| {
+            for v in req.param_values("HTTP_COOKIE") {
+                res.write_all(v)?;
+                res.write_all(b"|")?;
+            }
+            Ok(())
+        },
+        |s| s,
+    );
+    let mut raw = srv.connect();
+    let params = [
+        ("HTTP_COOKIE", "a=1"),
+        ("QUERY_STRING", ""),
+        ("HTTP_COOKIE", "b=2"),
+    ];
+    raw.send(&request(1, false, &params, b"")).unwrap();
+    assert_eq!(raw.read_reply(1).body(), b"a=1|b=2|");
+}
+
+#[test]
+fn header_values_need_not_be_utf8() {
+    let srv = TestServer::start(
+        |_req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>| {
+            res.header_bytes("X-Latin1", b"caf\xe9");
+            res.header_bytes("X-Forged", b"a\r\nSet-Cookie: x=1");
+            Ok(())
+        },
+        |s| s,
+    );
+    let mut raw = srv.connect();
+    raw.send(&request(1, false, &[("QUERY_STRING", "")], b""))
+        .unwrap();
+    let reply = raw.read_reply(1);
+    assert!(reply.stdout.windows(14).any(|w| w == b"X-Latin1: caf\xe9"));
+    assert!(
+        !reply.stdout_str().contains("Set-Cookie"),
+        "{}",
+        reply.stdout_str()
+    );
+    assert!(String::from_utf8_lossy(&reply.stderr).contains("refused"));
+}
+
+#[test]
 fn get_values_with_stray_bytes_in_body_is_a_protocol_error_for_that_connection_only() {
     let srv = TestServer::echo();
     let mut bad = srv.connect();
