@@ -813,11 +813,9 @@ mod raw {
 
     fn end_records() -> Vec<u8> {
         let mut out = Header::new(record_type::STDOUT, 1, 0).encode().to_vec();
-        out.extend_from_slice(&protocol::encode_end_request(
-            1,
-            0,
-            protocol::ProtocolStatus::RequestComplete,
-        ));
+        out.extend_from_slice(
+            &protocol::EndRequest::new(0, protocol::ProtocolStatus::RequestComplete).record(1),
+        );
         out
     }
 

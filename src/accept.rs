@@ -1,6 +1,6 @@
 //! Accepting connections, done by the workers themselves: the one that
-//! the parker wakes for the listening socket accepts a connection, lets
-//! the parker watch the socket again for the next worker, and serves it.
+//! the poller wakes for the listening socket accepts a connection, lets
+//! the poller watch the socket again for the next worker, and serves it.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -9,12 +9,13 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::listener::{AllowList, Listener};
-use crate::pool::{Conn, Parker, log};
+use crate::log::log;
+use crate::poller::{Conn, Poller};
 use crate::sys;
 
 /// How long a worker waits on an idle kept-open connection for its next
-/// request before handing it to the parker (when another worker watches
-/// the parker meanwhile). Web servers send the next request within tens of
+/// request before handing it to the poller (when another worker watches
+/// the poller meanwhile). Web servers send the next request within tens of
 /// microseconds when busy; staying saves a round through epoll.
 const LINGER: Duration = Duration::from_millis(1);
 
@@ -71,27 +72,27 @@ impl Acceptor {
         }
     }
 
-    /// Accepts one connection, if one is waiting, and has the parker watch
+    /// Accepts one connection, if one is waiting, and has the poller watch
     /// the listener again for the next worker (at once, or after a pause
     /// when accepting failed).
-    pub(crate) fn accept(&self, parker: &Parker) -> Option<Conn> {
+    pub(crate) fn accept(&self, poller: &Poller) -> Option<Conn> {
         let guard = self.listener.read().unwrap_or_else(|e| e.into_inner());
         let fd = guard.as_ref()?.as_fd();
         let accepted = sys::accept(fd);
         let sock = match accepted {
             Ok(sock) => sock,
             Err(e) if transient(&e) => {
-                parker.rearm_listener(fd.as_raw_fd());
+                poller.rearm_listener(fd.as_raw_fd());
                 return None;
             }
             Err(e) => {
                 let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
                 self.failing.store(true, Ordering::Relaxed);
-                parker.pause_listener(backoff.fail(&format!("accepting a connection failed: {e}")));
+                poller.pause_listener(backoff.fail(&format!("accepting a connection failed: {e}")));
                 return None;
             }
         };
-        parker.rearm_listener(fd.as_raw_fd());
+        poller.rearm_listener(fd.as_raw_fd());
         drop(guard);
         if self.failing.swap(false, Ordering::Relaxed) {
             self.backoff

@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::connection::Transport;
+use crate::connection::{Transport, Wait};
 use crate::protocol::{
     self, BeginRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, Role, record_type,
 };
@@ -68,7 +68,7 @@ impl<R: Read> Cgi<R> {
         }
         let mut head = Vec::with_capacity(pairs.len() + 64);
         let begin = BeginRequest {
-            role: Role::Responder.to_u16(),
+            role: Role::Responder.into(),
             flags: 0,
         };
         push(&mut head, record_type::BEGIN_REQUEST, &begin.encode());
@@ -130,7 +130,8 @@ impl<R: Read> Cgi<R> {
 }
 
 impl<R: Read> Transport for Cgi<R> {
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Everything is at hand: no read waits for anything but stdin.
+    fn read(&self, buf: &mut [u8], _wait: Wait) -> io::Result<usize> {
         let pos = self.pos.get();
         if pos < self.head.len() {
             let n = (self.head.len() - pos).min(buf.len());
@@ -142,10 +143,6 @@ impl<R: Read> Transport for Cgi<R> {
             return Ok(0);
         }
         self.body_record(buf)
-    }
-
-    fn read_idle(&self, buf: &mut [u8], _linger: bool) -> io::Result<usize> {
-        self.read(buf)
     }
 
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -167,7 +164,8 @@ fn push(out: &mut Vec<u8>, rtype: u8, content: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::{Buffers, Config, serve};
+    use crate::connection::{Buffers, Config, NoControl, Resume};
+    use crate::serve::serve;
     use crate::{Request, Response};
     use std::rc::Rc;
 
@@ -217,8 +215,8 @@ mod tests {
             &mut Buffers::new(),
             &Config::default(),
             &handler,
-            &crate::connection::NoControl,
-            crate::connection::Resume::NEW,
+            &NoControl,
+            Resume::NEW,
         )
         .unwrap();
         let out = out.0.borrow();

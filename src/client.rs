@@ -21,11 +21,40 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crate::address::Address;
+use std::path::PathBuf;
+
 use crate::protocol::{
     self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, MAX_CONTENT_LEN,
     ProtocolStatus, Role, push_record, record_type,
 };
+
+/// What an address names, in the syntax that [`Client::connect`] and
+/// [`Server::bind`](crate::Server::bind) share.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Address {
+    /// A unix socket path (`/run/app.sock`, `app.sock`, `unix:/run/app.sock`).
+    Unix(PathBuf),
+    /// A TCP `HOST:PORT` (`127.0.0.1:9000`, `[::1]:9000`, `localhost:9000`).
+    Tcp(String),
+}
+
+impl Address {
+    /// A path (anything with a `/`, or without a `:PORT` suffix) is a unix
+    /// socket; `HOST:PORT` is TCP.
+    pub(crate) fn parse(s: &str) -> Address {
+        if let Some(path) = s.strip_prefix("unix:") {
+            return Address::Unix(path.into());
+        }
+        let is_tcp = !s.contains('/')
+            && s.rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if is_tcp {
+            Address::Tcp(s.to_owned())
+        } else {
+            Address::Unix(s.into())
+        }
+    }
+}
 
 #[derive(Debug)]
 enum Stream {
@@ -196,7 +225,7 @@ impl Client {
             0
         };
         let begin = BeginRequest {
-            role: self.role.to_u16(),
+            role: self.role.into(),
             flags,
         };
         self.out.clear();
@@ -261,7 +290,7 @@ impl Client {
                 _ => {}
             }
         }
-        if res.protocol_status == ProtocolStatus::RequestComplete.to_u8() {
+        if res.protocol_status == u8::from(ProtocolStatus::RequestComplete) {
             parse_cgi(&stdout, &mut res)?;
         }
         Ok(res)
@@ -356,4 +385,27 @@ fn parse_cgi(stdout: &[u8], res: &mut ClientResponse) -> io::Result<()> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_cases() {
+        let cases = [
+            ("/run/app.sock", Address::Unix("/run/app.sock".into())),
+            ("app.sock", Address::Unix("app.sock".into())),
+            ("./a:1", Address::Unix("./a:1".into())),
+            ("unix:/tmp/x", Address::Unix("/tmp/x".into())),
+            ("127.0.0.1:9000", Address::Tcp("127.0.0.1:9000".into())),
+            ("[::1]:9000", Address::Tcp("[::1]:9000".into())),
+            ("localhost:0", Address::Tcp("localhost:0".into())),
+            (":9000", Address::Unix(":9000".into())),
+            ("host:notaport", Address::Unix("host:notaport".into())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(Address::parse(input), want, "input {input}");
+        }
+    }
 }

@@ -29,15 +29,17 @@
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;
-mod address;
 mod cgi;
 mod connection;
 mod listener;
+mod log;
 #[cfg(any(test, feature = "fuzzing"))]
 mod memio;
+mod poller;
 mod pool;
 mod request;
 mod response;
+mod serve;
 mod server;
 mod sys;
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use crate::address::Address;
+use crate::client::Address;
 use crate::sys;
 
 /// Connections the kernel queues while every worker is busy.
@@ -142,7 +142,7 @@ pub(crate) fn systemd() -> io::Result<Option<Listener>> {
         ));
     }
     if fds > Some(1) {
-        crate::pool::log("systemd passed more than one socket; serving the first only");
+        crate::log::log("systemd passed more than one socket; serving the first only");
     }
     Ok(Some(Listener::from_fd(fd)))
 }

@@ -9,11 +9,11 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, Read, Write};
 
-use crate::connection::{
-    Buffers, Config, Fault, Handler, NoControl, Outcome, Resume, Transport, serve,
-};
+use crate::connection::{Buffers, Config, Fault, NoControl, Resume, Roles, Transport, Wait};
+use crate::protocol::Role;
 use crate::request::Request;
 use crate::response::Response;
+use crate::serve::{Handler, Outcome, serve};
 
 /// A peer made of bytes: reads cycle through `sizes`; output is kept.
 pub(crate) struct Mem {
@@ -46,8 +46,8 @@ impl Mem {
     }
 }
 
-impl Transport for Mem {
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+impl Mem {
+    fn take(&self, buf: &mut [u8]) -> usize {
         let i = self.reads.replace(self.reads.get() + 1);
         let rest = &self.input[self.pos.get()..];
         let n = rest
@@ -56,15 +56,21 @@ impl Transport for Mem {
             .min(self.sizes[i % self.sizes.len()]);
         buf[..n].copy_from_slice(&rest[..n]);
         self.pos.set(self.pos.get() + n);
-        Ok(n)
+        n
     }
+}
 
-    fn read_idle(&self, buf: &mut [u8], _linger: bool) -> io::Result<usize> {
-        if self.stalls && !self.stalled.replace(true) {
-            return Err(io::ErrorKind::WouldBlock.into());
+impl Transport for Mem {
+    /// Between requests or in one still arriving, the peer may stall:
+    /// every other such read finds nothing.
+    fn read(&self, buf: &mut [u8], wait: Wait) -> io::Result<usize> {
+        if wait != Wait::Request && self.stalls {
+            if !self.stalled.replace(true) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.stalled.set(false);
         }
-        self.stalled.set(false);
-        self.read(buf)
+        Ok(self.take(buf))
     }
 
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -188,7 +194,7 @@ pub fn check_connection(data: &[u8]) {
         max_params_bytes: 8192,
         max_params: 64,
         max_records: 256,
-        roles: [true, true, false],
+        roles: Roles::of(&[Role::Responder, Role::Authorizer]),
         ..Config::default()
     };
     let whole = serve_bytes(input, &[], false, &cfg, &probe);

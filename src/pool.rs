@@ -1,118 +1,163 @@
-//! The fixed pool of workers, and the parker: the epoll set in which every
-//! connection not being served waits, so that none pins a worker.
+//! The fixed pool of workers, and how a worker spends its life.
 //!
-//! Idle workers wait in the parker's epoll themselves (leader/follower
-//! style: the kernel wakes one of them per ready event), so a connection
-//! that becomes readable goes to a worker with no hand-off between threads.
-//! The listening socket is in the same epoll: the worker woken for it
-//! accepts one connection, lets the parker watch the socket again for the
-//! next worker, and serves the connection itself. A worker serves a
-//! connection until it has nothing to read (then parks it) or is done
-//! (then closes it), and goes back to waiting.
+//! There is no accept thread and no dispatcher: idle workers wait in the
+//! [`Poller`] themselves, and the kernel wakes one of them per ready event.
+//! The worker woken for the listening socket accepts one connection, lets
+//! the poller watch the socket again for the next worker, and serves the
+//! connection itself; the worker woken for a parked connection serves it.
+//! A worker serves a connection until it has nothing to read (then parks
+//! it in the poller) or is done (then closes it), and goes back to waiting.
+//! Workers start as load needs them, up to the configured number.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::os::fd::{AsRawFd, RawFd};
+use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
-use std::{io, thread};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use crate::accept::Acceptor;
-use crate::connection::{self, Buffers, Config, Control, Fault, Handler, Outcome, Resume};
-use crate::sys::{Epoll, EventFd, Socket};
+use crate::connection::{Buffers, Config, Control, Fault, Resume};
+use crate::listener::{AllowList, Listener};
+use crate::log::log;
+use crate::poller::{Conn, Poller, Ready};
+use crate::serve::{Handler, Outcome, serve};
+use crate::sys::{EventFd, Socket};
 
-/// A connection on its way to a worker.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    sock: Socket,
-    /// Whether the parker's epoll knows this fd already.
-    registered: bool,
-    /// Where serving it resumes: between requests, or with the part of a
-    /// request that arrived before the peer stalled.
-    resume: Resume,
-}
-
-impl Conn {
-    pub(crate) fn new(sock: Socket) -> Conn {
-        Conn {
-            sock,
-            registered: false,
-            resume: Resume::NEW,
-        }
-    }
+/// What the pool is started with, besides the handler and the socket.
+pub(crate) struct Settings {
+    pub(crate) cfg: Config,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) max_requests: Option<u64>,
+    /// The TCP peers allowed, when limited.
+    pub(crate) allow: Option<AllowList>,
 }
 
 /// What every worker shares.
-pub(crate) struct Shared {
-    pub(crate) cfg: Config,
-    pub(crate) handler: Box<Handler>,
-    pub(crate) stopping: AtomicBool,
-    pub(crate) parker: Parker,
-    /// Fires to stop the accept loop and the parker.
-    pub(crate) stop: Arc<EventFd>,
-    pub(crate) served: AtomicU64,
-    pub(crate) max_requests: Option<u64>,
-    pub(crate) pool: Pool,
-    pub(crate) acceptor: Acceptor,
+struct Shared {
+    cfg: Config,
+    handler: Box<Handler>,
+    stopping: AtomicBool,
+    poller: Poller,
+    /// Fires to stop the server (and wakes the workers in the poller).
+    stop: Arc<EventFd>,
+    served: AtomicU64,
+    max_requests: Option<u64>,
+    workers: Workers,
+    acceptor: Acceptor,
 }
 
-/// The workers: started one at a time as load needs them, up to the
-/// configured number, and kept.
-pub(crate) struct Pool {
+/// The worker threads: how many started, how many wait in the poller.
+struct Workers {
     /// What a new worker needs; taken away at shutdown so that no worker
     /// starts after it, and so that `done` can disconnect.
     spawner: Mutex<Option<Sender<()>>>,
     started: AtomicUsize,
-    /// Workers waiting in the parker for a ready connection.
+    /// Workers waiting in the poller for a ready connection.
     idle: AtomicUsize,
     max: usize,
 }
 
-impl Pool {
-    /// A pool of at most `max` workers. Each worker holds a clone of
-    /// `done` until it exits, so that `done`'s receiver learns when all
-    /// have exited.
-    pub(crate) fn new(max: usize, done: Sender<()>) -> Pool {
-        Pool {
-            spawner: Mutex::new(Some(done)),
+/// A running pool. [`Running::shut_down`] ends it.
+pub(crate) struct Running {
+    shared: Arc<Shared>,
+    /// Disconnects once every worker has exited.
+    done: Receiver<()>,
+}
+
+/// Starts the pool on `listener`: one worker at first, more as load
+/// needs them. It runs until `stop` fires.
+pub(crate) fn start(
+    settings: Settings,
+    handler: Box<Handler>,
+    listener: Listener,
+    stop: Arc<EventFd>,
+) -> io::Result<Running> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let Settings {
+        cfg,
+        idle_timeout,
+        write_timeout,
+        max_requests,
+        allow,
+    } = settings;
+    let (done_tx, done) = bounded::<()>(0);
+    let poller = Poller::new(
+        &stop,
+        listener.as_fd().as_raw_fd(),
+        idle_timeout,
+        cfg.read_timeout,
+    )?;
+    let timeouts = (cfg.read_timeout, write_timeout);
+    let shared = Arc::new(Shared {
+        workers: Workers {
+            spawner: Mutex::new(Some(done_tx)),
             started: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
-            max,
-        }
-    }
+            max: cfg.workers,
+        },
+        cfg,
+        handler,
+        stopping: AtomicBool::new(false),
+        poller,
+        stop,
+        served: AtomicU64::new(0),
+        max_requests,
+        acceptor: Acceptor::new(listener, allow, timeouts)?,
+    });
+    grow(&shared);
+    Ok(Running { shared, done })
+}
 
-    /// No worker starts after this.
-    pub(crate) fn close(&self) {
-        self.spawner
+impl Running {
+    /// Stops accepting, lets the workers finish the requests in flight
+    /// within `grace`, and returns (without the workers still running).
+    pub(crate) fn shut_down(self, grace: Duration) {
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::Relaxed);
+        shared.stop.notify();
+        shared.acceptor.close();
+        // No worker starts after this, and `done` disconnects once the
+        // running ones have exited.
+        shared
+            .workers
+            .spawner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        match self.done.recv_deadline(Instant::now() + grace) {
+            Err(RecvTimeoutError::Disconnected) | Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => log(&format!(
+                "requests still running after the grace period of {grace:?}; returning without them"
+            )),
+        }
+        // The last reference, unless a worker outlived the grace period;
+        // its drop closes the listener.
     }
 }
 
-/// Starts a worker if none is left waiting in the parker and the pool is
+/// Starts a worker if none is left waiting in the poller and the pool is
 /// not full. A failure to start one is logged; the workers already running
 /// go on.
-pub(crate) fn grow(shared: &Arc<Shared>) {
-    let pool = &shared.pool;
-    if pool.idle.load(Ordering::SeqCst) > 0 || pool.started.load(Ordering::SeqCst) >= pool.max {
+fn grow(shared: &Arc<Shared>) {
+    let w = &shared.workers;
+    if w.idle.load(Ordering::SeqCst) > 0 || w.started.load(Ordering::SeqCst) >= w.max {
         return;
     }
-    let guard = pool.spawner.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = w.spawner.lock().unwrap_or_else(|e| e.into_inner());
     let Some(done) = guard.as_ref() else {
         return;
     };
-    let i = pool.started.load(Ordering::SeqCst);
-    if i >= pool.max {
+    let i = w.started.load(Ordering::SeqCst);
+    if i >= w.max {
         return;
     }
     // Counted (and idle) before it runs: it may take a connection at once.
-    pool.started.fetch_add(1, Ordering::SeqCst);
-    pool.idle.fetch_add(1, Ordering::SeqCst);
+    w.started.fetch_add(1, Ordering::SeqCst);
+    w.idle.fetch_add(1, Ordering::SeqCst);
     let (shared2, done) = (Arc::clone(shared), done.clone());
     let spawned = thread::Builder::new()
         .name(format!("fcgi-worker-{i}"))
@@ -124,8 +169,8 @@ pub(crate) fn grow(shared: &Arc<Shared>) {
             drop(done);
         });
     if let Err(e) = spawned {
-        pool.started.fetch_sub(1, Ordering::SeqCst);
-        pool.idle.fetch_sub(1, Ordering::SeqCst);
+        w.started.fetch_sub(1, Ordering::SeqCst);
+        w.idle.fetch_sub(1, Ordering::SeqCst);
         log(&format!("cannot start worker thread {i}: {e}"));
     }
 }
@@ -143,10 +188,10 @@ impl Control for Shared {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Another worker watches the parker meanwhile, so lingering keeps no
+    /// Another worker watches the poller meanwhile, so lingering keeps no
     /// ready connection waiting.
     fn may_linger(&self) -> bool {
-        self.pool.idle.load(Ordering::Relaxed) > 0 && !self.stopping()
+        self.workers.idle.load(Ordering::Relaxed) > 0 && !self.stopping()
     }
 
     fn request_done(&self) {
@@ -160,61 +205,61 @@ impl Control for Shared {
     }
 }
 
+/// A worker's life: wait in the poller, serve what it hands over, repeat
+/// until shutdown.
 fn work(shared: &Arc<Shared>) {
     let mut bufs = Buffers::new();
-    let idle = &shared.pool.idle;
-    while let Some(ready) = shared.parker.next() {
-        // The last worker watching the parker leaves it: start another.
+    let idle = &shared.workers.idle;
+    while let Some(ready) = shared.poller.next() {
+        // The last worker watching the poller leaves it: start another.
         if idle.fetch_sub(1, Ordering::SeqCst) == 1 {
             grow(shared);
         }
         let conn = match ready {
             Ready::Conn(conn) => Some(conn),
-            Ready::Listener => shared.acceptor.accept(&shared.parker),
+            Ready::Listener => shared.acceptor.accept(&shared.poller),
         };
-        let Some(mut conn) = conn else {
-            idle.fetch_add(1, Ordering::SeqCst);
-            continue;
-        };
-        let served = catch_unwind(AssertUnwindSafe(|| {
-            connection::serve(
-                &conn.sock,
-                &mut bufs,
-                &shared.cfg,
-                &*shared.handler,
-                &**shared,
-                std::mem::replace(&mut conn.resume, Resume::NEW),
-            )
-        }));
-        match served {
-            Ok(Ok(Outcome::Park(resume))) => {
-                conn.resume = resume;
-                shared.parker.park(conn);
-            }
-            Ok(Ok(Outcome::Close { drain })) => close(conn.sock, drain),
-            Ok(Err(fault)) => {
-                log_fault(&fault);
-                if matches!(fault, Fault::Limit(_)) {
-                    // Its error response is on the way: no reset.
-                    close(conn.sock, true);
-                }
-            }
-            Err(_) => {
-                log("internal error while serving a connection; closed it");
-                bufs = Buffers::new();
-            }
+        if let Some(conn) = conn {
+            serve_conn(shared, &mut bufs, conn);
+            // However the connection ended, one large request does not
+            // leave the worker holding its memory.
+            bufs.trim();
         }
-        // However the connection ended, one large request does not leave
-        // the worker holding its memory.
-        bufs.trim();
         idle.fetch_add(1, Ordering::SeqCst);
     }
 }
 
-/// Writes one line to the process's standard error, where a spawning web
-/// server (lighttpd, mod_fcgid) or the init system records it.
-pub(crate) fn log(msg: &str) {
-    let _ = writeln!(io::stderr().lock(), "fcgi-server: {msg}");
+/// Serves `conn` until it is parked or closed.
+fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
+    let resume = std::mem::replace(&mut conn.resume, Resume::NEW);
+    let served = catch_unwind(AssertUnwindSafe(|| {
+        serve(
+            &conn.sock,
+            bufs,
+            &shared.cfg,
+            &*shared.handler,
+            &**shared,
+            resume,
+        )
+    }));
+    match served {
+        Ok(Ok(Outcome::Park(resume))) => {
+            conn.resume = resume;
+            shared.poller.park(conn);
+        }
+        Ok(Ok(Outcome::Close { drain })) => close(conn.sock, drain),
+        Ok(Err(fault)) => {
+            log_fault(&fault);
+            if matches!(fault, Fault::Limit(_)) {
+                // Its error response is on the way: no reset.
+                close(conn.sock, true);
+            }
+        }
+        Err(_) => {
+            log("internal error while serving a connection; closed it");
+            *bufs = Buffers::new();
+        }
+    }
 }
 
 /// Logs why a connection was closed, unless the peer just went away
@@ -223,20 +268,17 @@ fn log_fault(fault: &Fault) {
     use io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
     match fault {
         Fault::Io(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof) => {}
-        Fault::Io(e) => log(&format!("closing connection: {e}")),
-        Fault::Protocol(msg) => log(&format!("closing connection: protocol error: {msg}")),
-        Fault::Limit(msg) => log(&format!("closing connection: {msg}")),
+        _ => log(&format!("closing connection: {fault}")),
     }
 }
 
 /// Closes without a reset: shut down our side, then read what the peer
 /// still sends, for a bounded time, so that unread input does not make
 /// the kernel answer with RST (which can destroy the response in flight).
-fn close(sock: Socket, drain: bool) {
+fn close(mut sock: Socket, drain: bool) {
     let _ = sock.shutdown_write();
     let mut scratch = [0u8; 4096];
     let (mut budget, deadline) = (1 << 20, Instant::now() + Duration::from_secs(1));
-    let mut sock = sock;
     if drain {
         let _ = sock.set_timeouts(Duration::from_millis(200), None, None);
     }
@@ -249,188 +291,6 @@ fn close(sock: Socket, drain: bool) {
         match n {
             Ok(n) if n > 0 => budget -= n.min(budget),
             _ => break,
-        }
-    }
-}
-
-/// Idle connections, waiting in epoll for their next request, and
-/// connections whose peer stalled mid-request, waiting for the rest.
-pub(crate) struct Parker {
-    epoll: Epoll,
-    state: Mutex<Parked>,
-    idle_timeout: Duration,
-    read_timeout: Option<Duration>,
-    /// When to watch the listener again after it failed, in nanoseconds
-    /// since `born`; 0 when it is not paused. Outside the lock: every
-    /// wake-up reads it, and it is almost always 0.
-    listener_resumes: AtomicU64,
-    born: Instant,
-}
-
-/// What a worker woken by the parker is to do.
-pub(crate) enum Ready {
-    /// Serve this connection: it has something to read.
-    Conn(Conn),
-    /// Accept from the listening socket (readable, or due to be tried
-    /// again after a pause).
-    Listener,
-}
-
-struct Parked {
-    conns: HashMap<RawFd, (Conn, Instant)>,
-    closed: bool,
-    next_sweep: Instant,
-}
-
-/// The epoll tokens of the shutdown eventfd and of the listening socket;
-/// connections use their fd.
-const STOP: u64 = u64::MAX;
-const LISTENER: u64 = u64::MAX - 1;
-
-impl Parker {
-    /// A parker for connections from `listener`, until `stop` fires.
-    pub(crate) fn new(
-        stop: &EventFd,
-        listener: RawFd,
-        idle_timeout: Duration,
-        read_timeout: Option<Duration>,
-    ) -> io::Result<Parker> {
-        let epoll = Epoll::new()?;
-        epoll.watch(std::os::fd::AsFd::as_fd(stop).as_raw_fd(), STOP)?;
-        epoll.arm(listener, LISTENER, true)?;
-        Ok(Parker {
-            epoll,
-            state: Mutex::new(Parked {
-                conns: HashMap::with_capacity(64),
-                closed: false,
-                next_sweep: Instant::now(),
-            }),
-            idle_timeout,
-            read_timeout,
-            listener_resumes: AtomicU64::new(0),
-            born: Instant::now(),
-        })
-    }
-
-    /// Watches the listening socket again, for the next worker.
-    pub(crate) fn rearm_listener(&self, fd: RawFd) {
-        if let Err(e) = self.epoll.arm(fd, LISTENER, false) {
-            log(&format!("cannot watch the listening socket: {e}"));
-        }
-    }
-
-    /// Has a worker try the listening socket again after `d`.
-    pub(crate) fn pause_listener(&self, d: Duration) {
-        let at = (self.born.elapsed() + d).as_nanos().max(1) as u64;
-        self.listener_resumes.store(at, Ordering::SeqCst);
-    }
-
-    /// Whether the listener's pause is over; true for one caller only,
-    /// which then accepts.
-    fn listener_resumed(&self) -> bool {
-        let at = self.listener_resumes.load(Ordering::SeqCst);
-        at != 0
-            && self.born.elapsed().as_nanos() as u64 >= at
-            && self
-                .listener_resumes
-                .compare_exchange(at, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-    }
-
-    /// How often to look for connections past their timeout: often enough
-    /// that none overstays by more than a quarter of its timeout (or 1 s).
-    fn sweep_every(&self) -> Duration {
-        let shortest = self
-            .read_timeout
-            .map_or(self.idle_timeout, |r| r.min(self.idle_timeout));
-        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
-    }
-
-    /// Closes the connections past their timeout; logs how many were
-    /// stalled mid-request.
-    fn sweep(&self, state: &mut Parked) {
-        let mut stalled = 0;
-        state.conns.retain(|_, (conn, since)| match &conn.resume {
-            Resume::Stalled(p) if p.expired(self.read_timeout) => {
-                stalled += 1;
-                false
-            }
-            Resume::Stalled(_) => true,
-            Resume::Idle { .. } => since.elapsed() < self.idle_timeout,
-        });
-        if stalled > 0 {
-            let limit = self.read_timeout.unwrap_or_default();
-            log(&format!(
-                "closed {stalled} connection(s) whose request did not arrive whole \
-                 within the read timeout of {limit:?}"
-            ));
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Parked> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Holds `conn` until it is readable again. After shutdown began, closes it.
-    pub(crate) fn park(&self, mut conn: Conn) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        let fd = conn.sock.as_raw_fd();
-        let first = !conn.registered;
-        conn.registered = true;
-        state.conns.insert(fd, (conn, Instant::now()));
-        if let Err(e) = self.epoll.arm(fd, fd as u64, first) {
-            state.conns.remove(&fd);
-            drop(state);
-            log(&format!(
-                "cannot wait for an idle connection: {e}; closed it"
-            ));
-        }
-    }
-
-    /// Waits for a connection to become readable and takes it out; `None`
-    /// once shutdown began (all connections it held are then closed).
-    /// Connections past their timeouts are closed on the way.
-    pub(crate) fn next(&self) -> Option<Ready> {
-        let every = self.sweep_every();
-        loop {
-            // While the listener pauses, wake often enough to resume it.
-            let paused = self.listener_resumes.load(Ordering::Relaxed) != 0;
-            let wait = if paused {
-                every.min(Duration::from_millis(10))
-            } else {
-                every
-            };
-            let token = match self.epoll.wait_one(Some(wait)) {
-                Ok(token) => token,
-                Err(e) => {
-                    log(&format!("waiting for connections failed: {e}"));
-                    thread::sleep(Duration::from_millis(100));
-                    None
-                }
-            };
-            let mut state = self.lock();
-            if token == Some(STOP) || state.closed {
-                state.closed = true;
-                state.conns.clear();
-                return None;
-            }
-            if Instant::now() >= state.next_sweep {
-                self.sweep(&mut state);
-                state.next_sweep = Instant::now() + every;
-            }
-            if token == Some(LISTENER) {
-                return Some(Ready::Listener);
-            }
-            if self.listener_resumed() {
-                return Some(Ready::Listener);
-            }
-            // A token whose connection is gone (closed by a sweep) is stale.
-            if let Some((conn, _)) = token.and_then(|t| state.conns.remove(&(t as RawFd))) {
-                return Some(Ready::Conn(conn));
-            }
         }
     }
 }

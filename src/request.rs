@@ -1,19 +1,13 @@
 //! The request a handler sees: params borrowed from the worker's buffer and
 //! a body that is read from the socket only as the handler reads it.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 
-use crate::connection::{self, Active, Config, Fault, Kind, ReadBuf, Transport};
-use crate::protocol::{self, HEADER_LEN, ProtocolStatus, Role, record_type};
-
-/// Where one name-value pair sits in the params buffer: (offset, length).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Span {
-    pub(crate) name: (u32, u32),
-    pub(crate) value: (u32, u32),
-}
+use crate::connection::Active;
+use crate::connection::body::BodyReader;
+use crate::connection::params::{self, Span};
+use crate::protocol::Role;
 
 /// A FastCGI request: its params (the CGI environment) and its body.
 ///
@@ -23,7 +17,7 @@ pub(crate) struct Span {
 pub struct Request<'a> {
     params: &'a [u8],
     index: &'a [Span],
-    pub(crate) body: Body<'a>,
+    pub(crate) body: BodyReader<'a>,
     active: Active,
 }
 
@@ -31,7 +25,7 @@ impl<'a> Request<'a> {
     pub(crate) fn new(
         params: &'a [u8],
         index: &'a [Span],
-        body: Body<'a>,
+        body: BodyReader<'a>,
         active: Active,
     ) -> Request<'a> {
         Request {
@@ -42,19 +36,10 @@ impl<'a> Request<'a> {
         }
     }
 
-    fn slice(&self, (at, len): (u32, u32)) -> &'a [u8] {
-        &self.params[at as usize..(at + len) as usize]
-    }
-
     /// The value of param `name` as bytes. Where the web server sent a
     /// name twice, the last value wins.
     pub fn param_bytes(&self, name: &str) -> Option<&'a [u8]> {
-        let name = name.as_bytes();
-        self.index
-            .iter()
-            .rev()
-            .find(|s| self.slice(s.name) == name)
-            .map(|s| self.slice(s.value))
+        params::last(self.params, self.index, name.as_bytes())
     }
 
     /// Every value of param `name`, in the order the web server sent them.
@@ -70,11 +55,11 @@ impl<'a> Request<'a> {
     /// # Ok(()) }
     /// ```
     pub fn param_values<'r>(&'r self, name: &'r str) -> impl Iterator<Item = &'a [u8]> + 'r {
-        let name = name.as_bytes();
+        let (params, name) = (self.params, name.as_bytes());
         self.index
             .iter()
-            .filter(move |s| self.slice(s.name) == name)
-            .map(|s| self.slice(s.value))
+            .filter(move |s| s.name(params) == name)
+            .map(move |s| s.value(params))
     }
 
     /// The value of param `name`, if present and valid UTF-8. Where the
@@ -170,7 +155,7 @@ impl<'a> Request<'a> {
     /// usually because the HTTP client went away. Once it has, reads of
     /// the body and writes of the response fail.
     pub fn is_aborted(&self) -> bool {
-        self.body.aborted.get()
+        self.body.is_aborted()
     }
 }
 
@@ -203,347 +188,15 @@ impl<'a> Iterator for Params<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let get = |(at, len): (u32, u32)| &self.params[at as usize..(at + len) as usize];
+        let params = self.params;
         while let Some(span) = self.index.get(self.next) {
             self.next += 1;
-            let name = get(span.name);
+            let name = span.name(params);
             let later = &self.index[self.next..];
-            if !later.iter().any(|s| get(s.name) == name) {
-                return Some((name, get(span.value)));
+            if !later.iter().any(|s| s.name(params) == name) {
+                return Some((name, span.value(params)));
             }
         }
         None
-    }
-}
-
-/// The request body: `FCGI_STDIN` records pulled from the connection on
-/// demand. Management records and stray requests that arrive meanwhile
-/// are answered here too.
-pub(crate) struct Body<'a> {
-    io: &'a dyn Transport,
-    rbuf: &'a mut ReadBuf,
-    cfg: &'a Config,
-    active: Active,
-    aborted: &'a Cell<bool>,
-    /// Content bytes of the current STDIN record still in `rbuf`.
-    left: usize,
-    /// Padding bytes after them.
-    pad: usize,
-    done: bool,
-    /// A connection-level failure met while reading; the worker closes.
-    pub(crate) fault: Option<Fault>,
-}
-
-impl<'a> Body<'a> {
-    pub(crate) fn new(
-        io: &'a dyn Transport,
-        rbuf: &'a mut ReadBuf,
-        cfg: &'a Config,
-        active: Active,
-        aborted: &'a Cell<bool>,
-    ) -> Body<'a> {
-        Body {
-            io,
-            rbuf,
-            cfg,
-            active,
-            aborted,
-            left: 0,
-            pad: 0,
-            done: false,
-            fault: None,
-        }
-    }
-
-    pub(crate) fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// Drops what remains of a partly read STDIN record, so that the
-    /// buffer starts at a record boundary again.
-    pub(crate) fn skip_rest_of_record(&mut self) {
-        self.rbuf.consume(self.left + self.pad);
-        self.left = 0;
-        self.pad = 0;
-    }
-
-    fn fail(&mut self, fault: Fault) -> io::Error {
-        let err = match &fault {
-            Fault::Io(e) => io::Error::new(e.kind(), e.to_string()),
-            Fault::Protocol(msg) | Fault::Limit(msg) => {
-                io::Error::new(io::ErrorKind::InvalidData, msg.clone())
-            }
-        };
-        self.fault = Some(fault);
-        err
-    }
-
-    /// Handles records until STDIN content is at the front of the buffer,
-    /// the body has ended, or something failed.
-    fn advance(&mut self) -> Result<(), Fault> {
-        while self.left == 0 && !self.done && !self.aborted.get() {
-            let Some((rec, used)) = protocol::decode_record(self.rbuf.data())? else {
-                if self.rbuf.fill(self.io, None)? == 0 {
-                    return Err(Fault::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the web server closed the connection before the end of the request",
-                    )));
-                }
-                continue;
-            };
-            let h = rec.header;
-            match connection::classify(&h, Some(&self.active)) {
-                Kind::Ours if h.record_type == record_type::STDIN => {
-                    if rec.content.is_empty() {
-                        self.done = true;
-                    } else {
-                        self.rbuf.consume(HEADER_LEN);
-                        self.left = h.content_len as usize;
-                        self.pad = h.padding_len as usize;
-                        return Ok(());
-                    }
-                }
-                Kind::Ours if h.record_type == record_type::ABORT_REQUEST => self.aborted.set(true),
-                Kind::Management => connection::management(self.io, &h, rec.content, self.cfg)?,
-                Kind::Concurrent => {
-                    connection::refuse(self.io, h.request_id, ProtocolStatus::CantMpxConn)?
-                }
-                Kind::Invalid => return Err(connection::invalid_type(&h)),
-                Kind::Ours | Kind::Begin | Kind::Ignore => {}
-            }
-            self.rbuf.consume(used);
-        }
-        Ok(())
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(f) = &self.fault {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, format!("{f:?}")));
-        }
-        if let Err(f) = self.advance() {
-            return Err(self.fail(f));
-        }
-        if self.aborted.get() {
-            return Err(aborted_error());
-        }
-        let n = self.left.min(buf.len());
-        buf[..n].copy_from_slice(&self.rbuf.data()[..n]);
-        self.rbuf.consume(n);
-        self.left -= n;
-        if self.left == 0 {
-            self.rbuf.consume(self.pad);
-            self.pad = 0;
-        }
-        Ok(n)
-    }
-}
-
-pub(crate) fn aborted_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "request aborted by the web server",
-    )
-}
-
-/// The value span of the last pair named `name`.
-#[cfg(test)]
-fn lookup(params: &[u8], index: &[Span], name: &[u8]) -> Option<(u32, u32)> {
-    let get = |(at, len): (u32, u32)| &params[at as usize..(at + len) as usize];
-    index
-        .iter()
-        .rev()
-        .find(|s| get(s.name) == name)
-        .map(|s| s.value)
-}
-
-/// Points the pair at position `at` of `index` at `value`, or, with no
-/// position, adds a pair named `name`. Returns the pair's position.
-fn put(
-    params: &mut Vec<u8>,
-    index: &mut Vec<Span>,
-    at: Option<usize>,
-    name: &[u8],
-    value: (u32, u32),
-) -> usize {
-    if let Some(i) = at {
-        index[i].value = value;
-        return i;
-    }
-    let name_at = params.len() as u32;
-    params.extend_from_slice(name);
-    index.push(Span {
-        name: (name_at, name.len() as u32),
-        value,
-    });
-    index.len() - 1
-}
-
-/// The positions in the index of the last `SCRIPT_NAME`, `PATH_INFO` and
-/// `REQUEST_URI` pairs, noted while the index is built.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct PathParams {
-    script: Option<usize>,
-    path: Option<usize>,
-    uri: Option<usize>,
-}
-
-impl PathParams {
-    /// Notes the pair at position `i`, if it is one of the three.
-    pub(crate) fn note(&mut self, name: &[u8], i: usize) {
-        // Most names differ in length from all three: one comparison.
-        let slot = match name.len() {
-            9 if name == b"PATH_INFO" => &mut self.path,
-            11 if name == b"SCRIPT_NAME" => &mut self.script,
-            11 if name == b"REQUEST_URI" => &mut self.uri,
-            _ => return,
-        };
-        *slot = Some(i);
-    }
-}
-
-/// Corrects `SCRIPT_NAME` and `PATH_INFO` in place, without allocating
-/// (derived values are spans into the params buffer, which may grow).
-///
-/// - `root_mount`: the application serves the whole site, but the web
-///   server put the request path in `SCRIPT_NAME` (lighttpd at `"/"`): the
-///   path moves to `PATH_INFO` and `SCRIPT_NAME` becomes empty.
-/// - A missing or empty `PATH_INFO` is derived, as flup does, from the path
-///   of `REQUEST_URI` below `SCRIPT_NAME` (not percent-decoded).
-pub(crate) fn fix_paths(
-    params: &mut Vec<u8>,
-    index: &mut Vec<Span>,
-    found: PathParams,
-    root_mount: bool,
-) {
-    let PathParams {
-        mut script,
-        mut path,
-        uri,
-    } = found;
-    let value = |index: &[Span], i: Option<usize>| i.map_or((0, 0), |i| index[i].value);
-    if root_mount {
-        let (s, p) = (value(index, script), value(index, path));
-        let at = params.len() as u32;
-        params.extend_from_within(s.0 as usize..(s.0 + s.1) as usize);
-        params.extend_from_within(p.0 as usize..(p.0 + p.1) as usize);
-        path = Some(put(params, index, path, b"PATH_INFO", (at, s.1 + p.1)));
-        script = Some(put(params, index, script, b"SCRIPT_NAME", (at, 0)));
-    }
-    if value(index, path).1 > 0 {
-        return;
-    }
-    let Some(uri) = uri else {
-        return;
-    };
-    let (uri_at, uri_len) = index[uri].value;
-    let request_uri = &params[uri_at as usize..(uri_at + uri_len) as usize];
-    let path_len = request_uri
-        .iter()
-        .position(|&b| b == b'?')
-        .unwrap_or(request_uri.len()) as u32;
-    let (script_at, script_len) = value(index, script);
-    let script_name = &params[script_at as usize..(script_at + script_len) as usize];
-    if script_len <= path_len && request_uri.starts_with(script_name) {
-        let derived = (uri_at + script_len, path_len - script_len);
-        put(params, index, path, b"PATH_INFO", derived);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::{Pairs, encode_pair};
-
-    fn fixed(pairs: &[(&str, &str)], root: bool) -> (Option<String>, Option<String>) {
-        let mut params = Vec::new();
-        for (k, v) in pairs {
-            encode_pair(&mut params, k.as_bytes(), v.as_bytes());
-        }
-        let base = params.as_ptr() as usize;
-        let mut found = PathParams::default();
-        let mut index: Vec<Span> = Pairs::new(&params, 1 << 20)
-            .enumerate()
-            .map(|(i, p)| {
-                let (n, v) = p.unwrap();
-                found.note(n, i);
-                let at = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-                Span {
-                    name: (at(n), n.len() as u32),
-                    value: (at(v), v.len() as u32),
-                }
-            })
-            .collect();
-        fix_paths(&mut params, &mut index, found, root);
-        let get = |name: &[u8]| {
-            lookup(&params, &index, name).map(|(at, len)| {
-                String::from_utf8(params[at as usize..(at + len) as usize].to_vec()).unwrap()
-            })
-        };
-        (get(b"SCRIPT_NAME"), get(b"PATH_INFO"))
-    }
-
-    #[test]
-    fn path_fix_cases() {
-        let s = |v: &str| Some(v.to_owned());
-        type Pairs<'a> = &'a [(&'a str, &'a str)];
-        type Paths = (Option<String>, Option<String>);
-        let cases: &[(Pairs<'_>, bool, Paths)] = &[
-            // Prefix mount, front end sends both: untouched.
-            (
-                &[
-                    ("SCRIPT_NAME", "/app"),
-                    ("PATH_INFO", "/x"),
-                    ("REQUEST_URI", "/app/y"),
-                ],
-                false,
-                (s("/app"), s("/x")),
-            ),
-            // No PATH_INFO: derived from REQUEST_URI, query cut off.
-            (
-                &[("SCRIPT_NAME", "/app"), ("REQUEST_URI", "/app/a/b?q=1")],
-                false,
-                (s("/app"), s("/a/b")),
-            ),
-            // Empty PATH_INFO: derived too.
-            (
-                &[
-                    ("SCRIPT_NAME", "/app"),
-                    ("PATH_INFO", ""),
-                    ("REQUEST_URI", "/app/z"),
-                ],
-                false,
-                (s("/app"), s("/z")),
-            ),
-            // SCRIPT_NAME not a prefix of the path: left alone.
-            (
-                &[("SCRIPT_NAME", "/other"), ("REQUEST_URI", "/app/z")],
-                false,
-                (s("/other"), None),
-            ),
-            // lighttpd at root: the path is in SCRIPT_NAME.
-            (
-                &[
-                    ("SCRIPT_NAME", "/a/b"),
-                    ("PATH_INFO", ""),
-                    ("REQUEST_URI", "/a/b?x"),
-                ],
-                true,
-                (s(""), s("/a/b")),
-            ),
-            (
-                &[("SCRIPT_NAME", "/a"), ("PATH_INFO", "/b")],
-                true,
-                (s(""), s("/a/b")),
-            ),
-            // Already right (fix-root-scriptname): unchanged.
-            (
-                &[("SCRIPT_NAME", ""), ("PATH_INFO", "/a/b")],
-                true,
-                (s(""), s("/a/b")),
-            ),
-        ];
-        for (pairs, root, want) in cases {
-            assert_eq!(&fixed(pairs, *root), want, "{pairs:?} root={root}");
-        }
     }
 }

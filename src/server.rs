@@ -1,22 +1,22 @@
 //! The builder, `run()` and shutdown.
 
+use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, bounded};
-
-use crate::accept::Acceptor;
 use crate::cgi::{self, Cgi};
-use crate::connection::{self, Buffers, Config, Fault, NoControl};
+use crate::connection::{Buffers, Config, NoControl, Resume, Roles};
 use crate::listener::{self, AllowList, Listener};
-use crate::pool::{self, Parker, Pool, Shared, log};
+use crate::log::log;
+use crate::pool::{self, Settings};
 use crate::protocol::Role;
 use crate::request::Request;
 use crate::response::Response;
+use crate::serve::serve;
 use crate::sys::{self, EventFd};
 
 /// A FastCGI application server: a handler, and how to serve it.
@@ -145,10 +145,7 @@ where
     /// `FCGI_UNKNOWN_ROLE`. Default: responder only. (For a filter, the
     /// `FCGI_DATA` stream is not offered to the handler.)
     pub fn roles(mut self, roles: &[Role]) -> Self {
-        self.cfg.roles = [false; 3];
-        for r in roles {
-            self.cfg.roles[r.to_u16() as usize - 1] = true;
-        }
+        self.cfg.roles = Roles::of(roles);
         self
     }
 
@@ -273,21 +270,15 @@ where
         }
         let cgi = Cgi::from_env(io::stdin().lock());
         let mut bufs = Buffers::new();
-        let resume = connection::Resume::NEW;
-        match connection::serve(
+        serve(
             &cgi,
             &mut bufs,
             &self.cfg,
             &self.handler,
             &NoControl,
-            resume,
-        ) {
-            Ok(_) => Ok(()),
-            Err(Fault::Io(e)) => Err(e),
-            Err(Fault::Protocol(msg) | Fault::Limit(msg)) => {
-                Err(io::Error::new(io::ErrorKind::InvalidData, msg))
-            }
-        }
+            Resume::NEW,
+        )?;
+        Ok(())
     }
 
     /// Serves until shut down: by a signal (see
@@ -322,25 +313,19 @@ where
             // A signal handler may write to it at any time from now on.
             std::mem::forget(Arc::clone(&stop));
         }
-        let (done_tx, done_rx) = bounded::<()>(0);
-        let timeouts = (self.cfg.read_timeout, self.write_timeout);
-        let shared = Arc::new(Shared {
-            cfg: self.cfg.clone(),
-            handler: Box::new(self.handler),
-            stopping: AtomicBool::new(false),
-            parker: Parker::new(
-                &stop,
-                listener.as_fd().as_raw_fd(),
-                self.idle_timeout,
-                self.cfg.read_timeout,
-            )?,
-            stop: Arc::clone(&stop),
-            served: AtomicU64::new(0),
+        let settings = Settings {
+            cfg: self.cfg,
+            idle_timeout: self.idle_timeout,
+            write_timeout: self.write_timeout,
             max_requests: self.max_requests,
-            pool: Pool::new(self.cfg.workers, done_tx),
-            acceptor: Acceptor::new(listener, allow, timeouts)?,
-        });
-        pool::grow(&shared);
+            allow,
+        };
+        let running = pool::start(
+            settings,
+            Box::new(self.handler),
+            listener,
+            Arc::clone(&stop),
+        )?;
         wait_for_stop(&stop);
         if let Some(sig) = sys::stop_signal() {
             log(&format!(
@@ -348,16 +333,26 @@ where
                 sys::signal_name(sig)
             ));
         }
-        shared.stopping.store(true, Ordering::Relaxed);
-        shared.acceptor.close();
-        shared.pool.close();
-        wait_for_workers(&done_rx, self.grace);
+        running.shut_down(self.grace);
         if self.handle_signals {
             sys::restore_stop_signals();
         }
-        // The last reference, unless a worker outlived the grace period.
-        drop(shared);
         Ok(())
+    }
+}
+
+impl<H> fmt::Debug for Server<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("bind", &self.bind)
+            .field("workers", &self.cfg.workers)
+            .field("roles", &self.cfg.roles)
+            .field("read_timeout", &self.cfg.read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("grace_period", &self.grace)
+            .field("max_requests", &self.max_requests)
+            .finish_non_exhaustive()
     }
 }
 
@@ -372,16 +367,6 @@ fn wait_for_stop(stop: &EventFd) {
                 thread::sleep(Duration::from_millis(100));
             }
         }
-    }
-}
-
-fn wait_for_workers(done: &crossbeam_channel::Receiver<()>, grace: Duration) {
-    let deadline = Instant::now() + grace;
-    match done.recv_deadline(deadline) {
-        Err(RecvTimeoutError::Disconnected) | Ok(()) => {}
-        Err(RecvTimeoutError::Timeout) => log(&format!(
-            "requests still running after the grace period of {grace:?}; returning without them"
-        )),
     }
 }
 

@@ -345,6 +345,14 @@ pub(crate) fn poll_readable(
     Ok([pfds[0].revents != 0, pfds[1].revents != 0])
 }
 
+/// Whether an fd is new to an epoll set (added) or was in it before
+/// (its one-shot interest modified).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Registration {
+    New,
+    Known,
+}
+
 /// An epoll instance, used one-shot: a ready fd is reported once, then must
 /// be re-armed.
 #[derive(Debug)]
@@ -359,17 +367,15 @@ impl Epoll {
         Ok(Epoll { fd })
     }
 
-    /// Watches `fd` for readability once, reporting `token`. `first` says
-    /// whether `fd` is new to this epoll (add) or was armed before (modify).
-    pub(crate) fn arm(&self, fd: RawFd, token: u64, first: bool) -> io::Result<()> {
+    /// Watches `fd` for readability once, reporting `token`.
+    pub(crate) fn arm(&self, fd: RawFd, token: u64, registration: Registration) -> io::Result<()> {
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
             u64: token,
         };
-        let op = if first {
-            libc::EPOLL_CTL_ADD
-        } else {
-            libc::EPOLL_CTL_MOD
+        let op = match registration {
+            Registration::New => libc::EPOLL_CTL_ADD,
+            Registration::Known => libc::EPOLL_CTL_MOD,
         };
         // SAFETY: `ev` is a valid epoll_event; the fds are open.
         cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)

@@ -52,13 +52,13 @@ fn unknown_management_type_gets_unknown_type() {
 fn role_not_enabled_gets_unknown_role_and_enabled_role_is_served() {
     let srv = TestServer::echo();
     let mut raw = srv.connect();
-    let mut req = begin(1, Role::Authorizer.to_u16(), true);
+    let mut req = begin(1, u16::from(Role::Authorizer), true);
     req.extend(record(record_type::PARAMS, 1, b""));
     raw.send(&req).unwrap();
     let reply = raw.read_reply(1);
     assert_eq!(
         reply.end.unwrap().protocol_status,
-        ProtocolStatus::UnknownRole.to_u8()
+        u8::from(ProtocolStatus::UnknownRole)
     );
     assert!(reply.stdout.is_empty());
     // An undefined role value too.
@@ -66,7 +66,7 @@ fn role_not_enabled_gets_unknown_role_and_enabled_role_is_served() {
     let reply = raw.read_reply(2);
     assert_eq!(
         reply.end.unwrap().protocol_status,
-        ProtocolStatus::UnknownRole.to_u8()
+        u8::from(ProtocolStatus::UnknownRole)
     );
 
     let srv = TestServer::start(
@@ -76,7 +76,7 @@ fn role_not_enabled_gets_unknown_role_and_enabled_role_is_served() {
         |s| s.roles(&[Role::Authorizer]),
     );
     let mut raw = srv.connect();
-    let mut req = begin(1, Role::Authorizer.to_u16(), false);
+    let mut req = begin(1, u16::from(Role::Authorizer), false);
     req.extend(record(record_type::PARAMS, 1, b""));
     raw.send(&req).unwrap();
     let reply = raw.read_reply(1);
@@ -105,7 +105,7 @@ fn second_concurrent_request_gets_cant_mpx_conn() {
     let refused = raw.read_record().unwrap().unwrap();
     assert_eq!(refused.header.record_type, record_type::END_REQUEST);
     assert_eq!(refused.header.request_id, 2);
-    assert_eq!(refused.content[4], ProtocolStatus::CantMpxConn.to_u8());
+    assert_eq!(refused.content[4], u8::from(ProtocolStatus::CantMpxConn));
     let reply = raw.read_reply(1);
     assert_eq!(reply.body(), b"first part,second part");
     assert_eq!(reply.end.unwrap().protocol_status, 0);

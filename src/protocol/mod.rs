@@ -12,7 +12,7 @@ mod body;
 mod header;
 mod nv;
 
-pub use body::{BeginRequest, EndRequest, encode_end_request, encode_unknown_type};
+pub use body::{BeginRequest, EndRequest, UnknownType};
 pub use header::{
     HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, MAX_CONTENT_LEN, MAX_RECORD_LEN, Record,
     decode_record, padding_for, push_record,
@@ -65,20 +65,31 @@ pub enum Role {
     Filter,
 }
 
-impl Role {
-    /// The role for a wire value, or `None` for a value the spec does not define.
-    pub fn from_u16(value: u16) -> Option<Role> {
+impl TryFrom<u16> for Role {
+    /// The value, which the spec does not define as a role.
+    type Error = u16;
+
+    /// The role for a wire value.
+    ///
+    /// ```
+    /// use fcgi_server::Role;
+    /// assert_eq!(Role::try_from(2), Ok(Role::Authorizer));
+    /// assert_eq!(Role::try_from(9), Err(9));
+    /// ```
+    fn try_from(value: u16) -> Result<Role, u16> {
         match value {
-            1 => Some(Role::Responder),
-            2 => Some(Role::Authorizer),
-            3 => Some(Role::Filter),
-            _ => None,
+            1 => Ok(Role::Responder),
+            2 => Ok(Role::Authorizer),
+            3 => Ok(Role::Filter),
+            _ => Err(value),
         }
     }
+}
 
-    /// The wire value of this role.
-    pub fn to_u16(self) -> u16 {
-        match self {
+impl From<Role> for u16 {
+    /// The wire value of a role.
+    fn from(role: Role) -> u16 {
+        match role {
             Role::Responder => 1,
             Role::Authorizer => 2,
             Role::Filter => 3,
@@ -99,31 +110,37 @@ pub enum ProtocolStatus {
     UnknownRole,
 }
 
-impl ProtocolStatus {
-    /// The wire value.
-    pub fn to_u8(self) -> u8 {
-        match self {
+impl TryFrom<u8> for ProtocolStatus {
+    /// The value, which the spec does not define as a status.
+    type Error = u8;
+
+    /// The status for a wire value.
+    fn try_from(value: u8) -> Result<ProtocolStatus, u8> {
+        match value {
+            0 => Ok(ProtocolStatus::RequestComplete),
+            1 => Ok(ProtocolStatus::CantMpxConn),
+            2 => Ok(ProtocolStatus::Overloaded),
+            3 => Ok(ProtocolStatus::UnknownRole),
+            _ => Err(value),
+        }
+    }
+}
+
+impl From<ProtocolStatus> for u8 {
+    /// The wire value of a status.
+    fn from(status: ProtocolStatus) -> u8 {
+        match status {
             ProtocolStatus::RequestComplete => 0,
             ProtocolStatus::CantMpxConn => 1,
             ProtocolStatus::Overloaded => 2,
             ProtocolStatus::UnknownRole => 3,
         }
     }
-
-    /// The status for a wire value, or `None` for an undefined one.
-    pub fn from_u8(value: u8) -> Option<ProtocolStatus> {
-        match value {
-            0 => Some(ProtocolStatus::RequestComplete),
-            1 => Some(ProtocolStatus::CantMpxConn),
-            2 => Some(ProtocolStatus::Overloaded),
-            3 => Some(ProtocolStatus::UnknownRole),
-            _ => None,
-        }
-    }
 }
 
 /// A violation of the protocol by the peer. Any of these closes the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// The version byte of a record header was not 1.
     Version(u8),

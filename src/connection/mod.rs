@@ -1,0 +1,229 @@
+//! The connection layer: one connection's records, below the handler.
+//!
+//! - [`transport`]: where the bytes come from and go to, and the read buffer.
+//! - [`dispatch`]: what each record means; the one place that decides what
+//!   may arrive while a request is active and what the protocol answers.
+//! - [`gather`]: reading a request until its params are complete, or until
+//!   the peer stalls and the connection is set aside.
+//! - [`body`]: the request body (`FCGI_STDIN`), read as the handler reads it.
+//! - [`output`]: the response's records (`FCGI_STDOUT`, `FCGI_STDERR`,
+//!   `FCGI_END_REQUEST`), framed in the worker's buffers.
+//! - [`params`]: the params index, built in place.
+//!
+//! The life of a connection, which strings these together around the
+//! handler, is drawn and coded in the `serve` module, above this one.
+
+pub(crate) mod body;
+pub(crate) mod dispatch;
+pub(crate) mod gather;
+pub(crate) mod output;
+pub(crate) mod params;
+pub(crate) mod transport;
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::protocol::{self, Role};
+
+pub(crate) use dispatch::Active;
+pub(crate) use gather::Resume;
+pub(crate) use transport::{ReadBuf, Transport, Wait, write_all};
+
+/// The roles the application plays, as a set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Roles(u8);
+
+impl Roles {
+    /// The responder role alone, the default.
+    pub(crate) const RESPONDER: Roles = Roles(1);
+
+    fn bit(role: Role) -> u8 {
+        1 << (u16::from(role) - 1)
+    }
+
+    /// The set of `roles`.
+    pub(crate) fn of(roles: &[Role]) -> Roles {
+        Roles(roles.iter().fold(0, |set, &r| set | Roles::bit(r)))
+    }
+
+    /// Whether `role` is in the set.
+    pub(crate) fn plays(self, role: Role) -> bool {
+        self.0 & Roles::bit(role) != 0
+    }
+}
+
+/// The settings the connection obeys.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) roles: Roles,
+    /// Limits on one request before its handler runs.
+    pub(crate) max_params_bytes: usize,
+    pub(crate) max_params: usize,
+    pub(crate) max_records: u32,
+    /// How long a request may take to arrive (its params); also the
+    /// longest wait for one read of its body.
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) root_mount: bool,
+    pub(crate) debug: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            workers: 1,
+            roles: Roles::RESPONDER,
+            max_params_bytes: 1 << 20,
+            max_params: 1000,
+            max_records: 10_000,
+            read_timeout: Some(Duration::from_secs(60)),
+            root_mount: false,
+            debug: false,
+        }
+    }
+}
+
+/// What the connection asks of the server around it.
+pub(crate) trait Control {
+    /// Whether the server is shutting down: a kept-open connection is then
+    /// closed after its current request.
+    fn stopping(&self) -> bool;
+    /// Called once a request has been answered.
+    fn request_done(&self);
+    /// Whether a worker may wait a moment on a connection for more bytes
+    /// (nothing else is waiting for a worker).
+    fn may_linger(&self) -> bool;
+}
+
+/// No server around: never stopping, nothing counted, never lingering.
+pub(crate) struct NoControl;
+
+impl Control for NoControl {
+    fn stopping(&self) -> bool {
+        false
+    }
+    fn request_done(&self) {}
+    fn may_linger(&self) -> bool {
+        false
+    }
+}
+
+/// A connection-level failure: the connection is closed and the reason
+/// logged once.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// The peer closed the connection or the socket failed.
+    Io(io::Error),
+    /// The peer broke the protocol.
+    Protocol(String),
+    /// The request went over a limit; it was answered with an error, and
+    /// the connection is closed after a drain.
+    Limit(String),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Io(e) => write!(f, "{e}"),
+            Fault::Protocol(msg) => write!(f, "protocol error: {msg}"),
+            Fault::Limit(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl Fault {
+    /// The error a reader of the request body sees for this fault: the
+    /// same kind for an I/O failure, `InvalidData` for the others.
+    pub(crate) fn to_io_error(&self) -> io::Error {
+        let kind = match self {
+            Fault::Io(e) => e.kind(),
+            Fault::Protocol(_) | Fault::Limit(_) => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, self.to_string())
+    }
+}
+
+impl From<Fault> for io::Error {
+    fn from(fault: Fault) -> io::Error {
+        match fault {
+            Fault::Io(e) => e,
+            other => other.to_io_error(),
+        }
+    }
+}
+
+impl From<io::Error> for Fault {
+    fn from(e: io::Error) -> Fault {
+        Fault::Io(e)
+    }
+}
+
+impl From<protocol::Error> for Fault {
+    fn from(e: protocol::Error) -> Fault {
+        Fault::Protocol(e.to_string())
+    }
+}
+
+/// The error of a body read or a response write after the web server
+/// aborted the request.
+pub(crate) fn aborted_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "request aborted by the web server",
+    )
+}
+
+/// A worker's buffers, reused for every request it serves. They carry no
+/// state from one connection served to the next: what
+/// a parked connection had buffered travels with it, as a [`Resume`].
+#[derive(Debug)]
+pub(crate) struct Buffers {
+    pub(crate) rbuf: ReadBuf,
+    /// The params stream of the request, as received.
+    pub(crate) params: Vec<u8>,
+    /// Where each pair sits in `params`.
+    pub(crate) index: Vec<params::Span>,
+    pub(crate) out: output::OutBufs,
+    /// Response header lines, set by the handler, not yet placed.
+    pub(crate) head: Vec<u8>,
+}
+
+impl Buffers {
+    pub(crate) fn new() -> Buffers {
+        Buffers {
+            rbuf: ReadBuf::new(),
+            params: Vec::with_capacity(4096),
+            index: Vec::with_capacity(64),
+            out: output::OutBufs::new(),
+            head: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Gives back memory that one unusually large request made the
+    /// buffers grow to.
+    pub(crate) fn trim(&mut self) {
+        const KEEP: usize = 64 * 1024;
+        if self.params.capacity() > KEEP {
+            self.params = Vec::with_capacity(4096);
+        }
+        if self.head.capacity() > KEEP {
+            self.head = Vec::with_capacity(1024);
+        }
+        self.out.trim(KEEP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_a_set() {
+        let set = Roles::of(&[Role::Responder, Role::Filter]);
+        assert!(set.plays(Role::Responder) && set.plays(Role::Filter));
+        assert!(!set.plays(Role::Authorizer));
+        assert!(Roles::RESPONDER.plays(Role::Responder));
+        assert!(!Roles::of(&[]).plays(Role::Responder));
+    }
+}
