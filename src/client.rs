@@ -104,6 +104,7 @@ pub struct Client {
 
 /// A response as the client received it.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ClientResponse {
     /// The HTTP status from the `Status` header (200 when absent).
     pub status: u16,

@@ -14,6 +14,21 @@ use crate::protocol::Role;
 /// The body is read through [`Read`]; bytes are pulled from the web server
 /// only as they are read, so a body of any size streams through in
 /// constant memory.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+///
+/// fcgi_server::Server::new(|req, res| {
+///     let mut body = Vec::new();
+///     req.read_to_end(&mut body)?;
+///     res.header("Content-Type", "text/plain");
+///     write!(res, "{} {} sent {} bytes", req.method(), req.path_info(), body.len())
+/// })
+/// .run()
+/// # .unwrap();
+/// ```
 pub struct Request<'a> {
     params: &'a [u8],
     index: &'a [Span],
@@ -64,6 +79,13 @@ impl<'a> Request<'a> {
 
     /// The value of param `name`, if present and valid UTF-8. Where the
     /// web server sent a name twice, the last value wins.
+    ///
+    /// ```no_run
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) {
+    /// let https = req.param("HTTPS") == Some("on");
+    /// let server = req.param("SERVER_NAME").unwrap_or("localhost");
+    /// # }
+    /// ```
     pub fn param(&self, name: &str) -> Option<&'a str> {
         self.param_bytes(name)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -71,6 +93,18 @@ impl<'a> Request<'a> {
 
     /// Every param as `(name, value)` bytes, in the order the web server
     /// sent them; a name sent twice appears once, with its last value.
+    ///
+    /// ```no_run
+    /// use std::io::Write;
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) -> std::io::Result<()> {
+    /// for (name, value) in req.params() {
+    ///     res.write_all(name)?;
+    ///     res.write_all(b"=")?;
+    ///     res.write_all(value)?;
+    ///     res.write_all(b"\n")?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn params(&self) -> Params<'a> {
         Params {
             params: self.params,
@@ -84,7 +118,17 @@ impl<'a> Request<'a> {
         self.param("REQUEST_METHOD").unwrap_or("")
     }
 
-    /// `QUERY_STRING`, or `""`.
+    /// `QUERY_STRING`, or `""` (not percent-decoded).
+    ///
+    /// ```no_run
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) {
+    /// let page = req
+    ///     .query_string()
+    ///     .split('&')
+    ///     .find_map(|kv| kv.strip_prefix("page="))
+    ///     .unwrap_or("1");
+    /// # }
+    /// ```
     pub fn query_string(&self) -> &'a str {
         self.param("QUERY_STRING").unwrap_or("")
     }
@@ -121,6 +165,13 @@ impl<'a> Request<'a> {
 
     /// `HTTP_<NAME>`: the HTTP request header `name` as the web server
     /// passed it (`"User-Agent"` is looked up as `HTTP_USER_AGENT`).
+    ///
+    /// ```no_run
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) {
+    /// let agent = req.header("User-Agent").unwrap_or("unknown");
+    /// let wants_json = req.header("Accept").is_some_and(|a| a.contains("json"));
+    /// # }
+    /// ```
     pub fn header(&self, name: &str) -> Option<&'a str> {
         let mut key = [0u8; 128];
         let want = name.len() + 5;

@@ -7,15 +7,6 @@ use fcgi_server::protocol::record_type;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// The server still answers a well-formed request on a new connection.
-fn still_serves(srv: &TestServer) {
-    let mut c = srv.client();
-    let res = c
-        .request([("REQUEST_METHOD", "GET"), ("QUERY_STRING", "")], &b""[..])
-        .unwrap();
-    assert_eq!(res.status, 200);
-}
-
 #[test]
 fn version_2_record_closes_the_connection() {
     let srv = TestServer::echo();
@@ -33,7 +24,7 @@ fn version_2_record_closes_the_connection() {
     bad[0] = 2;
     raw.send(&bad).unwrap();
     assert!(raw.is_closed());
-    still_serves(&srv);
+    srv.assert_serves();
 }
 
 #[test]
@@ -48,19 +39,13 @@ fn two_gib_name_value_length_claim_costs_nothing_and_closes() {
     raw.send(&bytes).unwrap();
     assert!(raw.is_closed());
     assert!(before.elapsed() < Duration::from_secs(5));
-    still_serves(&srv);
+    srv.assert_serves();
 }
 
+/// (Params over the byte limit in many records: `tests/limits.rs`.)
 #[test]
-fn params_beyond_the_limit_close_the_connection() {
+fn a_pair_claiming_more_than_the_limit_closes_the_connection() {
     let srv = TestServer::start(echo::handle, |s| s.max_params_bytes(1000));
-    let mut raw = srv.connect();
-    let mut bytes = begin(1, 1, false);
-    for _ in 0..20 {
-        bytes.extend(record(record_type::PARAMS, 1, &[b'x'; 100]));
-    }
-    raw.send(&bytes).unwrap();
-    assert!(raw.is_closed());
     // A single pair whose claimed length exceeds the limit, in a small stream.
     let mut raw = srv.connect();
     let mut bytes = begin(1, 1, false);
@@ -68,7 +53,7 @@ fn params_beyond_the_limit_close_the_connection() {
     bytes.extend(record(record_type::PARAMS, 1, b""));
     raw.send(&bytes).unwrap();
     assert!(raw.is_closed());
-    still_serves(&srv);
+    srv.assert_serves();
 }
 
 #[test]
@@ -88,7 +73,7 @@ fn random_bytes_close_the_connection_and_others_are_unaffected() {
         let _ = raw.send(&bytes);
         let _ = raw.stream.shutdown(std::net::Shutdown::Write);
         assert!(raw.is_closed(), "round {round}");
-        still_serves(&srv);
+        srv.assert_serves();
     }
 }
 
@@ -106,7 +91,7 @@ fn application_record_types_from_the_peer_close_the_connection() {
         raw.send(&record(t, 1, b"12345678")).unwrap();
         assert!(raw.is_closed(), "type {t}");
     }
-    still_serves(&srv);
+    srv.assert_serves();
 }
 
 #[test]
@@ -116,7 +101,7 @@ fn short_begin_request_body_closes_the_connection() {
     raw.send(&record(record_type::BEGIN_REQUEST, 1, b"\x00\x01\x01"))
         .unwrap();
     assert!(raw.is_closed());
-    still_serves(&srv);
+    srv.assert_serves();
 }
 
 #[test]
@@ -135,5 +120,5 @@ fn peer_closing_mid_request_frees_the_worker() {
         raw.send(&bytes).unwrap();
         drop(raw);
     }
-    still_serves(&srv);
+    srv.assert_serves();
 }

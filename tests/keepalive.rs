@@ -1,5 +1,6 @@
 //! Kept-open connections: many requests on one, idle ones never pinning a
 //! worker, and closing after END_REQUEST when the web server asks nothing.
+//! (The idle timeout: `tests/limits.rs`.)
 
 mod support;
 
@@ -70,16 +71,4 @@ fn idle_keep_conn_connections_do_not_pin_workers() {
         assert!(raw.read_reply(1).end.is_some());
     }
     drop(silent);
-}
-
-#[test]
-fn idle_connections_are_closed_after_the_idle_timeout() {
-    let srv = TestServer::start(echo::handle, |s| s.idle_timeout(Duration::from_millis(300)));
-    let mut raw = srv.connect();
-    raw.send(&request(1, true, &[("REQUEST_METHOD", "GET")], b""))
-        .unwrap();
-    assert!(raw.read_reply(1).end.is_some());
-    let start = Instant::now();
-    assert!(raw.is_closed());
-    assert!(start.elapsed() < Duration::from_secs(5));
 }

@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 use support::frontend;
 use support::*;
 
-/// A request on a new connection is answered, within `limit`.
-fn answered_within(srv: &TestServer, limit: Duration) {
-    let start = Instant::now();
-    let mut c = srv.client();
-    let res = c.request(get("x=1"), &b""[..]).unwrap();
-    assert_eq!(res.status, 200);
-    let took = start.elapsed();
-    assert!(took < limit, "a request took {took:?}");
-}
-
 /// Whether the server has closed `raw` (reads what is there, without
 /// waiting more than a moment).
 fn closed_now(raw: &mut Raw) -> bool {
@@ -83,7 +73,7 @@ fn more_params_than_the_limit_are_answered_431() {
         "431",
         "11 params, over the limit of 10",
     );
-    answered_within(&srv, Duration::from_secs(5));
+    srv.assert_serves_within(Duration::from_secs(5));
 }
 
 #[test]
@@ -125,7 +115,7 @@ fn a_peer_stalling_mid_request_holds_no_worker_and_is_closed_after_the_read_time
     staller.send(&half_a_request(1)).unwrap();
     // The one worker is free for others meanwhile.
     for _ in 0..5 {
-        answered_within(&srv, timeout);
+        srv.assert_serves_within(timeout);
     }
     assert!(start.elapsed() < timeout, "too slow to tell");
     assert!(!closed_now(&mut staller), "closed before its timeout");
@@ -155,7 +145,7 @@ fn a_peer_stalling_mid_request_holds_no_worker_and_is_closed_after_the_read_time
         "a trickling peer kept its connection for {:?}",
         start.elapsed()
     );
-    answered_within(&srv, Duration::from_secs(5));
+    srv.assert_serves_within(Duration::from_secs(5));
 }
 
 #[test]
@@ -173,7 +163,7 @@ fn a_thousand_slowloris_connections_do_not_stall_other_clients() {
         .collect();
     let opened = start.elapsed();
     for _ in 0..20 {
-        answered_within(&srv, Duration::from_secs(1));
+        srv.assert_serves_within(Duration::from_secs(1));
     }
     assert!(
         start.elapsed() < timeout,
@@ -192,7 +182,7 @@ fn a_thousand_slowloris_connections_do_not_stall_other_clients() {
         stallers.iter_mut().all(closed_now)
     });
     assert!(all_closed, "stalled connections outlived the read timeout");
-    answered_within(&srv, Duration::from_secs(1));
+    srv.assert_serves_within(Duration::from_secs(1));
 }
 
 #[test]
@@ -206,7 +196,7 @@ fn a_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
     sluggard.send(&request(1, false, &params, b"")).unwrap();
     // The only worker is stuck writing to it until the write timeout;
     // then it serves this one.
-    answered_within(&srv, Duration::from_secs(5));
+    srv.assert_serves_within(Duration::from_secs(5));
     let mut got = 0usize;
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -236,7 +226,7 @@ fn an_idle_kept_open_connection_is_closed_after_the_idle_timeout() {
         took >= Duration::from_millis(400) && took < Duration::from_secs(4),
         "closed after {took:?}"
     );
-    answered_within(&srv, Duration::from_secs(5));
+    srv.assert_serves_within(Duration::from_secs(5));
 }
 
 /// The echo example in a child process whose descriptor limit is `limit`.

@@ -1,5 +1,5 @@
 //! The command line the example applications share (see
-//! `shared/APP-CONTRACT.md`): no argument serves the listening socket on
+//! `examples/README.md`): no argument serves the listening socket on
 //! fd 0 (or answers one request as CGI); one argument is an address to
 //! bind, a unix socket path or `HOST:PORT`. `FCGI_WORKERS` sizes the pool.
 

@@ -90,6 +90,21 @@ impl TestServer {
         c
     }
 
+    /// A well-formed request on a new connection is answered with 200.
+    pub fn assert_serves(&self) {
+        self.assert_serves_within(Duration::from_secs(10));
+    }
+
+    /// A well-formed request on a new connection is answered with 200,
+    /// within `limit`.
+    pub fn assert_serves_within(&self, limit: Duration) {
+        let start = Instant::now();
+        let res = self.client().request(get("x=1"), &b""[..]).unwrap();
+        assert_eq!(res.status, 200);
+        let took = start.elapsed();
+        assert!(took < limit, "a request took {took:?}");
+    }
+
     /// Shuts down and waits for `run` to return; returns its result.
     pub fn stop(mut self) -> io::Result<()> {
         self.handle.shutdown();
