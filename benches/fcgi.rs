@@ -25,9 +25,16 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fcgi_server::protocol::{
-    self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, record_type,
-};
+use fcgi_server::protocol::{self, BeginRequest, EndRequest, MAX_ALIGNED_CONTENT_LEN, record_type};
+
+#[path = "fcgi/cold.rs"]
+mod cold;
+#[path = "fcgi/raw.rs"]
+mod raw;
+#[path = "fcgi/scale.rs"]
+mod scale;
+
+use raw::Shape;
 
 const HELLO_BODY: &[u8] = b"Hello, World!\n";
 const HEAD: &[u8] = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n";
@@ -36,7 +43,16 @@ const MIB: usize = 1 << 20;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--raw-server") {
-        raw::serve(&args[i + 1]);
+        raw::serve(&args[i + 1], &args[i + 2]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--load") {
+        let secs = args[i + 4].parse().unwrap();
+        scale::load_child(
+            &args[i + 1],
+            args[i + 2].parse().unwrap(),
+            args[i + 3] == "keep",
+            secs,
+        );
     }
     let smoke = args.iter().any(|a| a == "--smoke");
     let others: Vec<Other> = args
@@ -59,7 +75,11 @@ fn main() {
         only,
     };
     let apps = build_examples();
-    cfg.run(&apps);
+    if args.iter().any(|a| a == "--scale") {
+        scale::run(&apps, cfg.rounds, cfg.secs);
+    } else {
+        cfg.run(&apps);
+    }
 }
 
 /// Builds the example applications in release mode; returns their directory.
@@ -77,32 +97,40 @@ fn build_examples() -> PathBuf {
     target.join("release").join("examples")
 }
 
-/// A server under test, started with its listening socket on fd 0.
+/// A server under test: one process or several, each started with the
+/// same listening socket on fd 0.
 struct Server {
-    child: Child,
+    children: Vec<Child>,
     path: PathBuf,
     _dir: TempDir,
 }
 
 impl Server {
-    fn start(cmd: &mut Command) -> Server {
+    fn start(cmds: Vec<Command>) -> Server {
         let dir = TempDir::new();
         let path = dir.0.join("bench.sock");
         let listener = UnixListener::bind(&path).unwrap();
-        let child = cmd
-            .stdin(Stdio::from(OwnedFd::from(listener)))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let children = cmds
+            .into_iter()
+            .map(|mut cmd| {
+                let fd = listener.try_clone().unwrap();
+                cmd.stdin(Stdio::from(OwnedFd::from(fd)))
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
         Server {
-            child,
+            children,
             path,
             _dir: dir,
         }
     }
 
+    /// A `/proc/PID/status` figure of the (first) process, in KiB.
     fn status_kib(&self, key: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let pid = self.children[0].id();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
@@ -112,8 +140,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -139,7 +169,8 @@ impl Drop for TempDir {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Ours,
-    Raw,
+    /// One shape of the raw baseline.
+    Raw(Shape),
     /// Another implementation, from `--other`.
     Other(usize),
 }
@@ -445,7 +476,8 @@ fn load(path: &Path, s: &Scenario, secs: f64) -> Load {
             let (path, s) = (path.to_owned(), *s);
             thread::spawn(move || {
                 let mut reader = Reader::new();
-                let mut latencies = Vec::with_capacity(if s.conns == 1 { 1 << 20 } else { 0 });
+                let timed = !s.bytes;
+                let mut latencies = Vec::with_capacity(if timed { 1 << 16 } else { 0 });
                 let (mut n, mut bytes) = (0u64, 0u64);
                 let connect = || {
                     let s = UnixStream::connect(&path).unwrap();
@@ -468,7 +500,7 @@ fn load(path: &Path, s: &Scenario, secs: f64) -> Load {
                     stream.write_all(&request).unwrap();
                     let len = reader.response(&mut stream, s.expect_len == 14).unwrap();
                     assert_eq!(len, s.expect_len, "{}: body length", s.name);
-                    if s.conns == 1 {
+                    if timed {
                         latencies.push(t.elapsed());
                     }
                     n += 1;
@@ -513,12 +545,61 @@ struct Bench {
     only: Vec<String>,
 }
 
+/// The medians of one server's rounds in one scenario.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    /// The share of the mean that the slowest connection got (lowest round).
+    fairness: f64,
+}
+
+/// What every round of one server gave in one scenario.
+#[derive(Default)]
+struct Rounds {
+    rates: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    fairness: Vec<f64>,
+}
+
+impl Rounds {
+    fn add(&mut self, s: &Scenario, mut m: Load) {
+        self.rates.push(if s.bytes {
+            m.body_bytes as f64 / m.secs / MIB as f64
+        } else {
+            m.requests as f64 / m.secs
+        });
+        if !m.latencies.is_empty() {
+            self.p50
+                .push(percentile(&mut m.latencies, 0.50).as_secs_f64() * 1e6);
+            self.p99
+                .push(percentile(&mut m.latencies, 0.99).as_secs_f64() * 1e6);
+        }
+        let mean = m.requests as f64 / m.per_conn.len() as f64;
+        let min = *m.per_conn.iter().min().unwrap_or(&0) as f64;
+        self.fairness.push(min / mean);
+    }
+
+    fn figures(&mut self) -> Figures {
+        let med = |v: &mut Vec<f64>| if v.is_empty() { f64::NAN } else { median(v) };
+        Figures {
+            rate: med(&mut self.rates),
+            p50_us: med(&mut self.p50),
+            p99_us: med(&mut self.p99),
+            fairness: self.fairness.iter().copied().fold(f64::INFINITY, f64::min),
+        }
+    }
+}
+
 impl Bench {
     fn wants(&self, name: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == name)
     }
 
-    fn command(&self, kind: Kind, apps: &Path, app: &str, raw_mode: &str) -> Command {
+    /// The processes of `kind` for `app` (ours, the others) or `raw_mode`.
+    fn commands(&self, kind: Kind, apps: &Path, app: &str, raw_mode: &str) -> Vec<Command> {
         match kind {
             Kind::Ours => {
                 let mut c = Command::new(apps.join(app));
@@ -527,26 +608,40 @@ impl Bench {
                     Ok(n) => c.env("FCGI_WORKERS", n),
                     Err(_) => c.env_remove("FCGI_WORKERS"),
                 };
-                c
+                vec![c]
             }
-            Kind::Raw => {
-                let mut c = Command::new(std::env::current_exe().unwrap());
-                c.args(["--raw-server", raw_mode]);
-                c
+            Kind::Raw(shape) => {
+                let n = if shape == Shape::Prefork {
+                    num_cpus()
+                } else {
+                    1
+                };
+                (0..n)
+                    .map(|_| {
+                        let mut c = Command::new(std::env::current_exe().unwrap());
+                        c.args(["--raw-server", shape.arg(), raw_mode]);
+                        c
+                    })
+                    .collect()
             }
             Kind::Other(i) => {
                 let o = &self.others[i];
                 let argv = if app == "hello" { &o.hello } else { &o.echo };
                 let mut c = Command::new(&argv[0]);
                 c.args(&argv[1..]);
-                c
+                vec![c]
             }
         }
     }
 
-    /// Every server of the run: the raw ceiling, ours, then the others.
+    fn start(&self, kind: Kind, apps: &Path, s: &Scenario) -> Server {
+        Server::start(self.commands(kind, apps, s.app, s.raw_mode))
+    }
+
+    /// Every server of the run: the raw shapes, ours, then the others.
     fn kinds(&self) -> Vec<Kind> {
-        let mut k = vec![Kind::Raw, Kind::Ours];
+        let mut k: Vec<Kind> = Shape::ALL.iter().map(|&s| Kind::Raw(s)).collect();
+        k.push(Kind::Ours);
         k.extend((0..self.others.len()).map(Kind::Other));
         k
     }
@@ -557,111 +652,59 @@ impl Bench {
             self.rounds, self.secs
         );
         println!(
-            "machine: {} CPUs; unix sockets; server started with its socket on fd 0\n",
+            "machine: {} CPUs; unix sockets; servers started with their socket on fd 0.",
             num_cpus()
         );
         println!(
+            "raw: the best, per scenario, of {} (see benches/fcgi/raw.rs)\n",
+            Shape::ALL.map(Shape::name).join(", ")
+        );
+        println!(
             "{:<4} {:<46} {:>14} {:>14} {:>7}  target",
-            "", "scenario", "fcgi-server", "raw", "ratio"
+            "", "scenario", "fcgi-server", "best raw", "ratio"
         );
         let mut s6 = (0u64, 0u64);
-        // For each other implementation: per scenario its ratio, and its peak memory.
-        let mut other_ratios = vec![Vec::new(); self.others.len()];
-        let mut other_peak = vec![0u64; self.others.len()];
-        // The share of the mean that the slowest S2 connection got (lowest over rounds).
-        let mut other_fair = vec![f64::INFINITY; self.others.len()];
+        let mut others = OthersTable::new(self.others.len());
         for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
-            let mut ours = Vec::new();
-            let mut raw = Vec::new();
-            let mut theirs = vec![Vec::new(); self.others.len()];
-            let mut p50 = Vec::new();
-            let mut p99 = Vec::new();
-            let mut fairness = Vec::new();
+            let mut rounds: Vec<Rounds> = self.kinds().iter().map(|_| Rounds::default()).collect();
             for _ in 0..self.rounds {
-                for kind in self.kinds() {
-                    let server = Server::start(&mut self.command(kind, apps, s.app, s.raw_mode));
-                    if let Kind::Other(i) = kind {
-                        // Another implementation may fail a scenario: say so, go on.
-                        let measured = std::panic::catch_unwind(|| {
-                            let _ = load(&server.path, s, self.secs.min(0.2));
-                            load(&server.path, s, self.secs)
-                        });
-                        if let (Ok(m), "S2") = (&measured, s.name) {
-                            let mean = m.requests as f64 / m.per_conn.len() as f64;
-                            let min = *m.per_conn.iter().min().unwrap() as f64;
-                            other_fair[i] = other_fair[i].min(min / mean);
-                        }
-                        theirs[i].push(measured.map_or(f64::NAN, |m| {
-                            if s.bytes {
-                                m.body_bytes as f64 / m.secs / MIB as f64
-                            } else {
-                                m.requests as f64 / m.secs
-                            }
-                        }));
-                        if s.name == "S2" {
-                            other_peak[i] = other_peak[i].max(server.status_kib("VmHWM:"));
-                        }
-                        continue;
+                for (k, kind) in self.kinds().into_iter().enumerate() {
+                    let server = self.start(kind, apps, s);
+                    // Another implementation may fail a scenario: say so, go on.
+                    let measured = std::panic::catch_unwind(|| {
+                        let _ = load(&server.path, s, self.secs.min(0.2));
+                        load(&server.path, s, self.secs)
+                    });
+                    match (kind, measured) {
+                        (Kind::Other(_), Err(_)) => rounds[k].rates.push(f64::NAN),
+                        (_, Err(e)) => std::panic::resume_unwind(e),
+                        (_, Ok(m)) => rounds[k].add(s, m),
                     }
-                    let _ = load(&server.path, s, self.secs.min(0.2));
-                    let mut m = load(&server.path, s, self.secs);
-                    let rate = if s.bytes {
-                        m.body_bytes as f64 / m.secs / MIB as f64
-                    } else {
-                        m.requests as f64 / m.secs
-                    };
-                    if kind == Kind::Ours {
-                        ours.push(rate);
-                        if s.name == "S1" {
-                            p50.push(percentile(&mut m.latencies, 0.50).as_secs_f64() * 1e6);
-                            p99.push(percentile(&mut m.latencies, 0.99).as_secs_f64() * 1e6);
-                        }
-                        if s.name == "S2" {
-                            let mean = m.requests as f64 / m.per_conn.len() as f64;
-                            let min = *m.per_conn.iter().min().unwrap() as f64;
-                            fairness.push(min / mean);
+                    if s.name == "S2" {
+                        if kind == Kind::Ours {
                             s6 = (
                                 s6.0.max(server.status_kib("VmRSS:")),
                                 s6.1.max(server.status_kib("VmHWM:")),
                             );
+                        } else if let Kind::Other(i) = kind {
+                            others.peak[i] = others.peak[i].max(server.status_kib("VmHWM:"));
                         }
-                    } else {
-                        raw.push(rate);
                     }
                 }
             }
-            let (o, r) = (median(&mut ours), median(&mut raw));
-            for (i, t) in theirs.iter_mut().enumerate() {
-                other_ratios[i].push(median(t) / r);
-            }
-            let unit = if s.bytes { "MB/s" } else { "req/s" };
-            println!(
-                "{:<4} {:<46} {:>9.0} {:<4} {:>9.0} {:<4} {:>7.2}  {}",
-                s.name,
-                s.what,
-                o,
-                unit,
-                r,
-                unit,
-                o / r,
-                s.target
-            );
-            if s.name == "S1" {
-                println!(
-                    "{:<4} {:<46} p50 {:.1} us, p99 {:.1} us",
-                    "",
-                    "  latency (fcgi-server)",
-                    median(&mut p50),
-                    median(&mut p99)
-                );
-            }
-            if s.name == "S2" {
-                println!(
-                    "{:<4} {:<46} slowest connection did {:.2} of the mean",
-                    "",
-                    "  fairness (fcgi-server)",
-                    median(&mut fairness)
-                );
+            let figures: Vec<Figures> = rounds.iter_mut().map(Rounds::figures).collect();
+            let raws = &figures[..Shape::ALL.len()];
+            let best = (0..raws.len())
+                .max_by(|&a, &b| raws[a].rate.total_cmp(&raws[b].rate))
+                .unwrap();
+            let ours = figures[Shape::ALL.len()];
+            self.print_scenario(s, &ours, raws, best);
+            for i in 0..self.others.len() {
+                let theirs = figures[Shape::ALL.len() + 1 + i];
+                others.ratios[i].push(theirs.rate / raws[best].rate);
+                if s.name == "S2" {
+                    others.fair[i] = theirs.fairness;
+                }
             }
         }
         if self.wants("S6") {
@@ -670,7 +713,46 @@ impl Bench {
         if self.wants("S7") {
             self.cold_start(apps);
         }
-        self.print_others(apps, &other_ratios, &other_peak, &other_fair);
+        self.print_others(apps, &others);
+    }
+
+    fn print_scenario(&self, s: &Scenario, ours: &Figures, raws: &[Figures], best: usize) {
+        let unit = if s.bytes { "MB/s" } else { "req/s" };
+        let raw = &raws[best];
+        println!(
+            "{:<4} {:<46} {:>9.0} {:<4} {:>9.0} {:<4} {:>7.2}  {}",
+            s.name,
+            s.what,
+            ours.rate,
+            unit,
+            raw.rate,
+            unit,
+            ours.rate / raw.rate,
+            s.target
+        );
+        let shapes: Vec<String> = Shape::ALL
+            .iter()
+            .zip(raws)
+            .map(|(shape, f)| format!("{} {:.0}", shape.name(), f.rate))
+            .collect();
+        println!("{:<4}   raw shapes ({unit}): {}", "", shapes.join(", "));
+        if !s.bytes {
+            println!(
+                "{:<4}   latency p50 / p99: fcgi-server {:.1} / {:.1} us, best raw {:.1} / {:.1} us (p99 ratio {:.2})",
+                "",
+                ours.p50_us,
+                ours.p99_us,
+                raw.p50_us,
+                raw.p99_us,
+                ours.p99_us / raw.p99_us
+            );
+        }
+        if s.conns > 1 && s.keep_conn && !s.bytes {
+            println!(
+                "{:<4}   fairness: the slowest connection did {:.2} of the mean (fcgi-server)",
+                "", ours.fairness
+            );
+        }
     }
 
     /// S6: resident memory idle, and the peak seen during S2.
@@ -689,7 +771,7 @@ impl Bench {
     /// KiB: all of it (VmRSS, which counts the shared pages of libc and the
     /// binary that are mapped), and its private, anonymous part (RssAnon).
     fn idle_rss_of(&self, kind: Kind, apps: &Path) -> (u64, u64) {
-        let server = Server::start(&mut self.command(kind, apps, "hello", "hello"));
+        let server = self.start(kind, apps, &SCENARIOS[0]);
         let s = SCENARIOS[0];
         let mut stream = UnixStream::connect(&server.path).unwrap();
         stream.write_all(&encode_request(&s)).unwrap();
@@ -698,18 +780,27 @@ impl Bench {
         (server.status_kib("VmRSS:"), server.status_kib("RssAnon:"))
     }
 
-    /// S7: from exec to the first complete response, ours against raw.
+    /// S7: from exec to the first complete response, ours against the
+    /// fastest raw start (a C program where a compiler is at hand).
     fn cold_start(&self, apps: &Path) {
-        let raw = self.start_ms(Kind::Raw, apps);
-        let ours = self.start_ms(Kind::Ours, apps);
+        let (raw_cmd, what) = match cold::c_server() {
+            Some(path) => (Command::new(path), "a C program"),
+            None => {
+                let mut c = Command::new(std::env::current_exe().unwrap());
+                c.args(["--raw-server", "threads", "hello"]);
+                (c, "the raw threads server (no C compiler found)")
+            }
+        };
+        let raw = self.start_ms(|| clone_command(&raw_cmd));
+        let ours = self.start_ms(|| self.commands(Kind::Ours, apps, "hello", "hello").remove(0));
         println!(
-            "S7   cold start, exec to first response: {ours:.2} ms vs raw {raw:.2} ms  ratio {:.2}  target <= 1.2",
+            "S7   cold start, exec to first response: {ours:.2} ms vs raw {raw:.2} ms ({what})  ratio {:.2}  target <= 1.6",
             ours / raw
         );
     }
 
     /// Median milliseconds from exec to the first complete hello response.
-    fn start_ms(&self, kind: Kind, apps: &Path) -> f64 {
+    fn start_ms(&self, command: impl Fn() -> Command) -> f64 {
         let request = encode_request(&SCENARIOS[0]);
         let mut times = Vec::new();
         for _ in 0..self.starts {
@@ -718,9 +809,9 @@ impl Bench {
             let listener = UnixListener::bind(&path).unwrap();
             let mut stream = UnixStream::connect(&path).unwrap();
             let start = Instant::now();
-            let mut child = self
-                .command(kind, apps, "hello", "hello")
+            let mut child = command()
                 .stdin(Stdio::from(OwnedFd::from(listener)))
+                .stdout(Stdio::null())
                 .spawn()
                 .unwrap();
             stream.write_all(&request).unwrap();
@@ -736,12 +827,12 @@ impl Bench {
         median(&mut times)
     }
 
-    /// The other implementations' ratios to the same raw runs.
-    fn print_others(&self, apps: &Path, ratios: &[Vec<f64>], peaks: &[u64], fair: &[f64]) {
+    /// The other implementations' ratios to the best raw of the same rounds.
+    fn print_others(&self, apps: &Path, t: &OthersTable) {
         if self.others.is_empty() {
             return;
         }
-        println!("\nother implementations, ratio to the raw server of the same rounds:");
+        println!("\nother implementations, ratio to the best raw server of the same rounds:");
         print!("{:<24}", "");
         for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
             print!(" {:>6}", s.name);
@@ -749,7 +840,7 @@ impl Bench {
         println!("  S6 idle (private) / peak MiB    S7 ms  S2 slowest conn / mean");
         for (i, o) in self.others.iter().enumerate() {
             print!("{:<24}", o.name);
-            for r in &ratios[i] {
+            for r in &t.ratios[i] {
                 if r.is_nan() {
                     print!(" {:>6}", "failed");
                 } else {
@@ -758,129 +849,42 @@ impl Bench {
             }
             let (idle, private) = self.idle_rss_of(Kind::Other(i), apps);
             let (idle, private) = (idle as f64 / 1024.0, private as f64 / 1024.0);
-            let start = self.start_ms(Kind::Other(i), apps);
+            let start =
+                self.start_ms(|| self.commands(Kind::Other(i), apps, "hello", "").remove(0));
             println!(
                 "  {idle:>5.2} ({private:.2}) / {:<6.2} {start:>8.2}  {:>6.2}",
-                peaks[i] as f64 / 1024.0,
-                fair[i]
+                t.peak[i] as f64 / 1024.0,
+                t.fair[i]
             );
         }
     }
 }
 
-fn num_cpus() -> usize {
-    thread::available_parallelism().map_or(1, |n| n.get())
+/// Per other implementation: its ratio in each scenario, its peak memory
+/// in S2 and its S2 fairness.
+struct OthersTable {
+    ratios: Vec<Vec<f64>>,
+    peak: Vec<u64>,
+    fair: Vec<f64>,
 }
 
-/// The raw baseline: threads that each accept a connection and answer
-/// every request on it with precomputed bytes, walking only record headers.
-mod raw {
-    use super::*;
-    use std::os::fd::FromRawFd;
-
-    pub(super) fn serve(mode: &str) -> ! {
-        // The listening socket is on fd 0, as for the project's server.
-        // SAFETY: fd 0 is the listening socket this process was started
-        // with, owned by nothing else in this process.
-        let listener = Arc::new(unsafe { UnixListener::from_raw_fd(0) });
-        let mode: &'static str = Box::leak(mode.to_owned().into_boxed_str());
-        let threads: Vec<_> = (0..32)
-            .map(|_| {
-                let listener = listener.clone();
-                thread::spawn(move || {
-                    loop {
-                        if let Ok((stream, _)) = listener.accept() {
-                            let _ = connection(stream, mode);
-                        }
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            let _ = t.join();
-        }
-        std::process::exit(0)
-    }
-
-    fn stdout_records(body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let all = [HEAD, body].concat();
-        for chunk in all.chunks(MAX_ALIGNED_CONTENT_LEN) {
-            protocol::push_record(&mut out, record_type::STDOUT, 1, chunk);
-        }
-        out
-    }
-
-    fn end_records() -> Vec<u8> {
-        let mut out = Header::new(record_type::STDOUT, 1, 0).encode().to_vec();
-        out.extend_from_slice(
-            &protocol::EndRequest::new(0, protocol::ProtocolStatus::RequestComplete).record(1),
-        );
-        out
-    }
-
-    fn connection(mut s: UnixStream, mode: &str) -> io::Result<()> {
-        let body: Vec<u8> = match mode {
-            "download" => (0..MIB).map(|i| b'a' + (i % 26) as u8).collect(),
-            "echo" => Vec::new(),
-            _ => HELLO_BODY.to_vec(),
-        };
-        let mut reply = stdout_records(&body);
-        if mode == "echo" {
-            reply = stdout_records(b"");
-        }
-        reply.extend_from_slice(&end_records());
-        let echo_head = stdout_records(b"");
-        let end = end_records();
-        let mut echoed = Vec::with_capacity(if mode == "echo" { 2 * MIB } else { 0 });
-        let mut buf = vec![0u8; 256 * 1024];
-        let (mut start, mut fill) = (0, 0);
-        let mut keep = true;
-        loop {
-            if fill - start < HEADER_LEN || {
-                let h = Header::decode(&buf[start..fill]).unwrap().unwrap();
-                fill - start < h.record_len()
-            } {
-                buf.copy_within(start..fill, 0);
-                fill -= start;
-                start = 0;
-                let n = s.read(&mut buf[fill..])?;
-                if n == 0 {
-                    return Ok(());
-                }
-                fill += n;
-                continue;
-            }
-            let h = Header::decode(&buf[start..fill]).unwrap().unwrap();
-            let len = h.record_len();
-            match h.record_type {
-                record_type::BEGIN_REQUEST => {
-                    keep = buf[start + HEADER_LEN + 2] & protocol::KEEP_CONN != 0;
-                    echoed.clear();
-                    echoed.extend_from_slice(&echo_head);
-                }
-                record_type::STDIN if h.content_len > 0 && mode == "echo" => {
-                    // The body goes back as it came, once it has all been
-                    // read (as the echo application does): each STDIN
-                    // record becomes a STDOUT record.
-                    echoed.extend_from_slice(&buf[start..start + len]);
-                    let at = echoed.len() - len + 1;
-                    echoed[at] = record_type::STDOUT;
-                }
-                record_type::STDIN if h.content_len == 0 => {
-                    if mode == "echo" {
-                        echoed.extend_from_slice(&end);
-                        s.write_all(&echoed)?;
-                    } else {
-                        s.write_all(&reply)?;
-                    }
-                    if !keep {
-                        return Ok(());
-                    }
-                }
-                _ => {}
-            }
-            start += len;
+impl OthersTable {
+    fn new(n: usize) -> OthersTable {
+        OthersTable {
+            ratios: vec![Vec::new(); n],
+            peak: vec![0; n],
+            fair: vec![f64::NAN; n],
         }
     }
+}
+
+/// A command with the same program and arguments.
+fn clone_command(c: &Command) -> Command {
+    let mut new = Command::new(c.get_program());
+    new.args(c.get_args());
+    new
+}
+
+fn num_cpus() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
 }
