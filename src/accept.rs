@@ -1,9 +1,10 @@
-//! Accepting connections, done by the workers themselves: the one that
-//! the poller wakes for the listening socket accepts a connection, lets
-//! the poller watch the socket again for the next worker, and serves it.
+//! Accepting connections, done by the workers themselves: a worker that
+//! the poller wakes for the listening socket accepts a connection and
+//! serves it. The socket stays watched meanwhile (level-triggered), so
+//! that other workers accept the connections behind it in parallel.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -12,21 +13,6 @@ use crate::listener::{AllowList, Listener};
 use crate::log::log;
 use crate::poller::{Conn, Poller};
 use crate::sys;
-
-/// How long a worker waits on an idle kept-open connection for its next
-/// request before handing it to the poller (when another worker watches
-/// the poller meanwhile). Web servers send the next request within tens of
-/// microseconds when busy; staying saves a round through epoll.
-const LINGER: Duration = Duration::from_millis(1);
-
-/// The send buffer asked for on unix-socket connections (the kernel
-/// doubles it, and caps it at twice `net.core.wmem_max`: 416 KiB by
-/// default). The default buffer (208 KiB) makes a worker that writes a
-/// large body in 64 KiB pieces stop and wait for the web server to read
-/// several times per MiB; a larger one lets most of it through at once.
-/// The memory is the kernel's, and only while bytes wait unread. TCP
-/// connections keep the kernel's own tuning, which this would switch off.
-const UNIX_SNDBUF: libc::c_int = 256 * 1024;
 
 /// The listening socket and what applies to the connections it gives.
 pub(crate) struct Acceptor {
@@ -72,19 +58,14 @@ impl Acceptor {
         }
     }
 
-    /// Accepts one connection, if one is waiting, and has the poller watch
-    /// the listener again for the next worker (at once, or after a pause
-    /// when accepting failed).
+    /// Accepts one connection, if one is waiting. When accepting fails
+    /// for a reason of the listener's (out of descriptors), the poller
+    /// stops watching it for a while.
     pub(crate) fn accept(&self, poller: &Poller) -> Option<Conn> {
         let guard = self.listener.read().unwrap_or_else(|e| e.into_inner());
-        let fd = guard.as_ref()?.as_fd();
-        let accepted = sys::accept(fd);
-        let sock = match accepted {
-            Ok(sock) => sock,
-            Err(e) if transient(&e) => {
-                poller.rearm_listener(fd.as_raw_fd());
-                return None;
-            }
+        let fd = match sys::accept(guard.as_ref()?.as_fd()) {
+            Ok(fd) => fd,
+            Err(e) if transient(&e) => return None,
             Err(e) => {
                 let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
                 self.failing.store(true, Ordering::Relaxed);
@@ -92,7 +73,6 @@ impl Acceptor {
                 return None;
             }
         };
-        poller.rearm_listener(fd.as_raw_fd());
         drop(guard);
         if self.failing.swap(false, Ordering::Relaxed) {
             self.backoff
@@ -100,28 +80,29 @@ impl Acceptor {
                 .unwrap_or_else(|e| e.into_inner())
                 .reset();
         }
-        if let Some(allow) = &self.allow {
-            match sys::peer_ip(&sock) {
-                Ok(ip) if allow.allows(ip) => {}
-                Ok(ip) => {
-                    let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
-                    log(&format!(
-                        "refused a connection from {who}: not in FCGI_WEB_SERVER_ADDRS"
-                    ));
-                    return None;
-                }
-                Err(_) => return None,
-            }
+        if !self.allowed(&fd) {
+            return None;
         }
-        let mut sock = sock;
-        if let Err(e) = sock.set_timeouts(LINGER, self.read_timeout, self.write_timeout) {
-            log(&format!("cannot set socket timeouts: {e}"));
-        }
-        if self.unix {
-            // Best effort: the default buffer works, only slower.
-            let _ = sys::set_send_buffer(&sock, UNIX_SNDBUF);
-        }
+        let sock = sys::Socket::new(fd, self.unix, self.read_timeout, self.write_timeout);
         Some(Conn::new(sock))
+    }
+
+    /// Whether the peer of `fd` may connect (`FCGI_WEB_SERVER_ADDRS`).
+    fn allowed(&self, fd: &OwnedFd) -> bool {
+        let Some(allow) = &self.allow else {
+            return true;
+        };
+        match sys::peer_ip(fd.as_fd()) {
+            Ok(ip) if allow.allows(ip) => true,
+            Ok(ip) => {
+                let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
+                log(&format!(
+                    "refused a connection from {who}: not in FCGI_WEB_SERVER_ADDRS"
+                ));
+                false
+            }
+            Err(_) => false,
+        }
     }
 }
 

@@ -4,28 +4,39 @@
 //!
 //! Idle workers wait in it themselves (leader/follower style: the kernel
 //! wakes one of them per ready event), so a connection that becomes
-//! readable goes to a worker with no hand-off between threads. Each fd is
-//! armed one-shot: a ready connection is taken out and served by exactly
-//! one worker, then parked again or closed.
+//! readable goes to a worker with no hand-off between threads.
+//!
+//! - **The listening socket** is level-triggered: while connections wait
+//!   to be accepted, every worker that looks may accept one, in parallel.
+//!   No system call re-arms it between two accepts.
+//! - **A connection** is added to the set once, edge-triggered, the first
+//!   time it is parked, and stays there until it is closed: parking it
+//!   again costs no system call. It lives in a [`Slots`] entry, which the
+//!   event's token names (with the entry's generation, so that the token
+//!   of a closed connection is ignored). One worker at a time serves it:
+//!   that worker takes it out of its slot. An event that arrives
+//!   meanwhile finds the slot empty and leaves a note (`pending`); the
+//!   worker that parks the connection finds the note and serves it again
+//!   instead. So every byte that arrives after the serving worker's last
+//!   read leads to a read, and none to two workers at once.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::connection::Resume;
 use crate::log::log;
-use crate::sys::{Epoll, EventFd, Registration, Socket};
+use crate::sys::{self, Epoll, EventFd, Socket, Trigger};
 
 /// A connection on its way to a worker.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) sock: Socket,
-    /// Whether the poller's epoll knows this fd already.
-    registered: bool,
+    /// Its slot, once it has been parked (and so added to the epoll set).
+    slot: Option<SlotId>,
     /// Where serving it resumes: between requests, or with the part of a
     /// request that arrived before the peer stalled.
     pub(crate) resume: Resume,
@@ -35,46 +46,146 @@ impl Conn {
     pub(crate) fn new(sock: Socket) -> Conn {
         Conn {
             sock,
-            registered: false,
+            slot: None,
             resume: Resume::NEW,
         }
     }
-}
-
-/// Idle connections, waiting in epoll for their next request, and
-/// connections whose peer stalled mid-request, waiting for the rest.
-pub(crate) struct Poller {
-    epoll: Epoll,
-    state: Mutex<Waiting>,
-    idle_timeout: Duration,
-    read_timeout: Option<Duration>,
-    /// When to watch the listener again after it failed, in nanoseconds
-    /// since `born`; 0 when it is not paused. Outside the lock: every
-    /// wake-up reads it, and it is almost always 0.
-    listener_resumes: AtomicU64,
-    born: Instant,
 }
 
 /// What a worker woken by the poller is to do.
 pub(crate) enum Ready {
     /// Serve this connection: it has something to read.
     Conn(Conn),
-    /// Accept from the listening socket (readable, or due to be tried
-    /// again after a pause).
+    /// Accept from the listening socket.
     Listener,
 }
 
-/// The connections in the epoll set, by fd, with when each was parked.
-struct Waiting {
-    conns: HashMap<RawFd, (Conn, Instant)>,
-    closed: bool,
-    next_sweep: Instant,
-}
-
 /// The epoll tokens of the shutdown eventfd and of the listening socket;
-/// connections use their fd.
+/// connections use their slot's.
 const STOP: u64 = u64::MAX;
 const LISTENER: u64 = u64::MAX - 1;
+
+/// A slot of the table, and the generation of its current occupant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SlotId {
+    index: u32,
+    generation: u32,
+}
+
+impl SlotId {
+    fn token(self) -> u64 {
+        u64::from(self.generation) << 32 | u64::from(self.index)
+    }
+
+    fn from_token(token: u64) -> SlotId {
+        SlotId {
+            index: token as u32,
+            generation: (token >> 32) as u32,
+        }
+    }
+}
+
+/// What a slot holds.
+#[derive(Debug, Default)]
+struct Slot {
+    /// Counts the connections that held the slot; a token whose
+    /// generation differs names one that is gone.
+    generation: u32,
+    /// The parked connection and since when it waits (coarse
+    /// nanoseconds); `None` while a worker serves it (or while the slot is
+    /// free).
+    conn: Option<(Conn, u64)>,
+    /// An event came while a worker served the connection.
+    pending: bool,
+}
+
+/// The table of slots, in chunks that double in size as connections
+/// grow in number (64, 128, 256, ...), allocated once and never moved: a
+/// token leads to its slot without a lock on the table.
+struct Slots {
+    chunks: [OnceLock<Box<[Mutex<Slot>]>>; 32],
+    /// Indices free for reuse, and the next never used.
+    free: Mutex<(Vec<u32>, u32)>,
+}
+
+impl Slots {
+    const FIRST: u64 = 64;
+
+    fn new() -> Slots {
+        Slots {
+            chunks: std::array::from_fn(|_| OnceLock::new()),
+            free: Mutex::new((Vec::new(), 0)),
+        }
+    }
+
+    /// The chunk of `index`, and its position there.
+    fn place(index: u32) -> (usize, usize) {
+        let k = 63 - (u64::from(index) / Slots::FIRST + 1).leading_zeros() as usize;
+        let start = Slots::FIRST * ((1 << k) - 1);
+        (k, (u64::from(index) - start) as usize)
+    }
+
+    fn lock(&self, index: u32) -> MutexGuard<'_, Slot> {
+        let (k, at) = Slots::place(index);
+        let chunk = self.chunks[k].get_or_init(|| {
+            let len = Slots::FIRST << k;
+            (0..len).map(|_| Mutex::default()).collect()
+        });
+        chunk[at].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many indices have been used (the slots to look at in a sweep).
+    fn used(&self) -> u32 {
+        lock(&self.free).1
+    }
+
+    fn allocate(&self) -> SlotId {
+        let index = {
+            let mut free = lock(&self.free);
+            match free.0.pop() {
+                Some(i) => i,
+                None => {
+                    free.1 += 1;
+                    free.1 - 1
+                }
+            }
+        };
+        let generation = self.lock(index).generation;
+        SlotId { index, generation }
+    }
+
+    /// Frees slot `id` (its occupant is gone); tokens of it go stale.
+    fn release(&self, id: SlotId) {
+        {
+            let mut slot = self.lock(id.index);
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.pending = false;
+            slot.conn = None;
+        }
+        lock(&self.free).0.push(id.index);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Idle connections, waiting in epoll for their next request, and
+/// connections whose peer stalled mid-request, waiting for the rest.
+pub(crate) struct Poller {
+    epoll: Epoll,
+    slots: Slots,
+    listener: RawFd,
+    closed: AtomicBool,
+    idle_timeout: Duration,
+    read_timeout: Option<Duration>,
+    /// When the next sweep for connections past their timeouts is due
+    /// (coarse nanoseconds).
+    next_sweep: AtomicU64,
+    /// When to watch the listener again after it failed (coarse
+    /// nanoseconds); 0 when it is not paused.
+    listener_resumes: AtomicU64,
+}
 
 impl Poller {
     /// A poller for connections from `listener`, until `stop` fires.
@@ -85,45 +196,151 @@ impl Poller {
         read_timeout: Option<Duration>,
     ) -> io::Result<Poller> {
         let epoll = Epoll::new()?;
-        epoll.watch(stop.as_fd().as_raw_fd(), STOP)?;
-        epoll.arm(listener, LISTENER, Registration::New)?;
+        epoll.add(stop.as_fd().as_raw_fd(), STOP, Trigger::Level)?;
+        epoll.add(listener, LISTENER, Trigger::Level)?;
         Ok(Poller {
             epoll,
-            state: Mutex::new(Waiting {
-                conns: HashMap::with_capacity(64),
-                closed: false,
-                next_sweep: Instant::now(),
-            }),
+            slots: Slots::new(),
+            listener,
+            closed: AtomicBool::new(false),
             idle_timeout,
             read_timeout,
+            next_sweep: AtomicU64::new(0),
             listener_resumes: AtomicU64::new(0),
-            born: Instant::now(),
         })
     }
 
-    /// Watches the listening socket again, for the next worker.
-    pub(crate) fn rearm_listener(&self, fd: RawFd) {
-        if let Err(e) = self.epoll.arm(fd, LISTENER, Registration::Known) {
-            log(&format!("cannot watch the listening socket: {e}"));
+    /// Waits for a connection to become readable and takes it out, or for
+    /// the listener; `None` once shutdown began (every connection it held
+    /// is then closed). Connections past their timeouts are closed on the
+    /// way.
+    pub(crate) fn next(&self) -> Option<Ready> {
+        let every = self.sweep_every();
+        let every_ns = every.as_nanos() as u64;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            self.housekeeping(every_ns);
+            // While the listener pauses, wake often enough to resume it.
+            let paused = self.listener_resumes.load(Ordering::Relaxed) != 0;
+            let wait = if paused {
+                every.min(Duration::from_millis(10))
+            } else {
+                every
+            };
+            let token = self.epoll.wait_one(Some(wait)).unwrap_or_else(|e| {
+                log(&format!("waiting for connections failed: {e}"));
+                thread::sleep(Duration::from_millis(100));
+                None
+            });
+            match token {
+                Some(STOP) => {
+                    self.close_all();
+                    return None;
+                }
+                Some(LISTENER) => return Some(Ready::Listener),
+                Some(token) => {
+                    if let Some(conn) = self.take(SlotId::from_token(token)) {
+                        return Some(Ready::Conn(conn));
+                    }
+                }
+                None => {}
+            }
         }
+    }
+
+    /// The connection in slot `id`, unless it is gone (a stale token) or
+    /// a worker serves it (which then learns that more has come).
+    fn take(&self, id: SlotId) -> Option<Conn> {
+        let mut slot = self.slots.lock(id.index);
+        if slot.generation != id.generation {
+            return None;
+        }
+        match slot.conn.take() {
+            Some((conn, _)) => Some(conn),
+            None => {
+                slot.pending = true;
+                None
+            }
+        }
+    }
+
+    /// Sweeps when a sweep is due, and resumes a paused listener.
+    fn housekeeping(&self, every_ns: u64) {
+        let now = sys::coarse_nanos();
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_sweep
+                .compare_exchange(due, now + every_ns, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sweep();
+        }
+        let resumes = self.listener_resumes.load(Ordering::Relaxed);
+        if resumes != 0
+            && now >= resumes
+            && self
+                .listener_resumes
+                .compare_exchange(resumes, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.watch_listener(true);
+        }
+    }
+
+    /// Holds `conn` until it is readable again; after shutdown began,
+    /// closes it. Returns it at once when more arrived while it was served.
+    pub(crate) fn park(&self, mut conn: Conn) -> Option<Conn> {
+        let (id, new) = match conn.slot {
+            Some(id) => (id, false),
+            None => (self.slots.allocate(), true),
+        };
+        conn.slot = Some(id);
+        let fd = conn.sock.as_raw_fd();
+        {
+            let mut slot = self.slots.lock(id.index);
+            if self.closed.load(Ordering::Acquire) {
+                drop(slot);
+                self.release(conn);
+                return None;
+            }
+            if std::mem::take(&mut slot.pending) {
+                return Some(conn);
+            }
+            slot.conn = Some((conn, sys::coarse_nanos()));
+        }
+        // Added after it is in its slot: an event may come at once.
+        if new {
+            if let Err(e) = self.epoll.add(fd, id.token(), Trigger::Edge) {
+                log(&format!("cannot wait for a connection: {e}; closed it"));
+                self.slots.release(id);
+            }
+        }
+        None
+    }
+
+    /// Takes `conn` off the poller's books (its slot is freed; closing its
+    /// socket takes it out of the epoll set) and gives back its socket.
+    pub(crate) fn release(&self, conn: Conn) -> Socket {
+        if let Some(id) = conn.slot {
+            self.slots.release(id);
+        }
+        conn.sock
     }
 
     /// Has a worker try the listening socket again after `d`.
     pub(crate) fn pause_listener(&self, d: Duration) {
-        let at = (self.born.elapsed() + d).as_nanos().max(1) as u64;
+        self.watch_listener(false);
+        let at = (sys::coarse_nanos() + d.as_nanos() as u64).max(1);
         self.listener_resumes.store(at, Ordering::SeqCst);
     }
 
-    /// Whether the listener's pause is over; true for one caller only,
-    /// which then accepts.
-    fn listener_resumed(&self) -> bool {
-        let at = self.listener_resumes.load(Ordering::SeqCst);
-        at != 0
-            && self.born.elapsed().as_nanos() as u64 >= at
-            && self
-                .listener_resumes
-                .compare_exchange(at, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+    fn watch_listener(&self, on: bool) {
+        if let Err(e) = self.epoll.set_level(self.listener, LISTENER, on) {
+            log(&format!("cannot watch the listening socket: {e}"));
+        }
     }
 
     /// How often to look for connections past their timeout: often enough
@@ -135,18 +352,28 @@ impl Poller {
         (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
-    /// Closes the connections past their timeout; logs how many were
-    /// stalled mid-request.
-    fn sweep(&self, state: &mut Waiting) {
+    /// Closes the parked connections past their timeout; logs how many
+    /// were stalled mid-request.
+    fn sweep(&self) {
+        let now = sys::coarse_nanos();
+        let idle_limit = self.idle_timeout.as_nanos() as u64;
         let mut stalled = 0;
-        state.conns.retain(|_, (conn, since)| match &conn.resume {
-            Resume::Stalled(p) if p.expired(self.read_timeout) => {
-                stalled += 1;
-                false
+        for index in 0..self.slots.used() {
+            let mut slot = self.slots.lock(index);
+            let expired = match &slot.conn {
+                Some((conn, since)) => match &conn.resume {
+                    Resume::Stalled(p) => p.expired(self.read_timeout),
+                    Resume::Idle { .. } => now.saturating_sub(*since) >= idle_limit,
+                },
+                None => false,
+            };
+            if expired {
+                let (conn, _) = slot.conn.take().expect("checked");
+                stalled += usize::from(matches!(conn.resume, Resume::Stalled(_)));
+                drop(slot);
+                drop(self.release(conn));
             }
-            Resume::Stalled(_) => true,
-            Resume::Idle { .. } => since.elapsed() < self.idle_timeout,
-        });
+        }
         if stalled > 0 {
             let limit = self.read_timeout.unwrap_or_default();
             log(&format!(
@@ -156,74 +383,49 @@ impl Poller {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Holds `conn` until it is readable again. After shutdown began, closes it.
-    pub(crate) fn park(&self, mut conn: Conn) {
-        let mut state = self.lock();
-        if state.closed {
-            return;
-        }
-        let fd = conn.sock.as_raw_fd();
-        let registration = if conn.registered {
-            Registration::Known
-        } else {
-            Registration::New
-        };
-        conn.registered = true;
-        state.conns.insert(fd, (conn, Instant::now()));
-        if let Err(e) = self.epoll.arm(fd, fd as u64, registration) {
-            state.conns.remove(&fd);
-            drop(state);
-            log(&format!(
-                "cannot wait for an idle connection: {e}; closed it"
-            ));
+    /// Closes every parked connection; no connection is parked after this.
+    fn close_all(&self) {
+        self.closed.store(true, Ordering::Release);
+        for index in 0..self.slots.used() {
+            let conn = self.slots.lock(index).conn.take();
+            if let Some((conn, _)) = conn {
+                drop(self.release(conn));
+            }
         }
     }
+}
 
-    /// Waits for a connection to become readable and takes it out; `None`
-    /// once shutdown began (all connections it held are then closed).
-    /// Connections past their timeouts are closed on the way.
-    pub(crate) fn next(&self) -> Option<Ready> {
-        let every = self.sweep_every();
-        loop {
-            // While the listener pauses, wake often enough to resume it.
-            let paused = self.listener_resumes.load(Ordering::Relaxed) != 0;
-            let wait = if paused {
-                every.min(Duration::from_millis(10))
-            } else {
-                every
-            };
-            let token = match self.epoll.wait_one(Some(wait)) {
-                Ok(token) => token,
-                Err(e) => {
-                    log(&format!("waiting for connections failed: {e}"));
-                    thread::sleep(Duration::from_millis(100));
-                    None
-                }
-            };
-            let mut state = self.lock();
-            if token == Some(STOP) || state.closed {
-                state.closed = true;
-                state.conns.clear();
-                return None;
-            }
-            if Instant::now() >= state.next_sweep {
-                self.sweep(&mut state);
-                state.next_sweep = Instant::now() + every;
-            }
-            if token == Some(LISTENER) {
-                return Some(Ready::Listener);
-            }
-            if self.listener_resumed() {
-                return Some(Ready::Listener);
-            }
-            // A token whose connection is gone (closed by a sweep) is stale.
-            if let Some((conn, _)) = token.and_then(|t| state.conns.remove(&(t as RawFd))) {
-                return Some(Ready::Conn(conn));
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_indices_map_to_chunks_that_double() {
+        let cases = [
+            (0, (0, 0)),
+            (63, (0, 63)),
+            (64, (1, 0)),
+            (191, (1, 127)),
+            (192, (2, 0)),
+            (447, (2, 255)),
+            (448, (3, 0)),
+        ];
+        for (index, want) in cases {
+            assert_eq!(Slots::place(index), want, "index {index}");
         }
+        let (k, at) = Slots::place(u32::MAX);
+        assert!(k < 32 && at < (64 << k), "{k} {at}");
+    }
+
+    #[test]
+    fn tokens_round_trip_and_stale_ones_are_told_apart() {
+        let slots = Slots::new();
+        let a = slots.allocate();
+        assert_eq!(SlotId::from_token(a.token()), a);
+        slots.release(a);
+        let b = slots.allocate();
+        assert_eq!(b.index, a.index, "a freed slot is reused");
+        assert_ne!(b.generation, a.generation, "with a new generation");
+        assert_eq!(slots.used(), 1);
     }
 }

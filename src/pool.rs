@@ -188,12 +188,6 @@ impl Control for Shared {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Another worker watches the poller meanwhile, so lingering keeps no
-    /// ready connection waiting.
-    fn may_linger(&self) -> bool {
-        self.workers.idle.load(Ordering::Relaxed) > 0 && !self.stopping()
-    }
-
     fn request_done(&self) {
         let Some(max) = self.max_requests else {
             return;
@@ -205,6 +199,11 @@ impl Control for Shared {
     }
 }
 
+/// The most connections a worker accepts in a row, straight from the
+/// listening socket, before it looks at the poller again: parked
+/// connections that became readable meanwhile are not kept waiting long.
+const ACCEPT_STREAK: usize = 32;
+
 /// A worker's life: wait in the poller, serve what it hands over, repeat
 /// until shutdown.
 fn work(shared: &Arc<Shared>) {
@@ -215,49 +214,71 @@ fn work(shared: &Arc<Shared>) {
         if idle.fetch_sub(1, Ordering::SeqCst) == 1 {
             grow(shared);
         }
-        let conn = match ready {
-            Ready::Conn(conn) => Some(conn),
-            Ready::Listener => shared.acceptor.accept(&shared.poller),
-        };
-        if let Some(conn) = conn {
-            serve_conn(shared, &mut bufs, conn);
-            // However the connection ended, one large request does not
-            // leave the worker holding its memory.
-            bufs.trim();
+        match ready {
+            Ready::Conn(conn) => serve_conn(shared, &mut bufs, conn),
+            Ready::Listener => accept_streak(shared, &mut bufs),
         }
         idle.fetch_add(1, Ordering::SeqCst);
     }
 }
 
+/// Accepts and serves connections one after the other while more are
+/// waiting (up to [`ACCEPT_STREAK`]): when they come fast, a worker goes
+/// from one to the next without a round through epoll.
+fn accept_streak(shared: &Arc<Shared>, bufs: &mut Buffers) {
+    for _ in 0..ACCEPT_STREAK {
+        if shared.stopping() {
+            return;
+        }
+        match shared.acceptor.accept(&shared.poller) {
+            Some(conn) => serve_conn(shared, bufs, conn),
+            None => return,
+        }
+    }
+}
+
 /// Serves `conn` until it is parked or closed.
 fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
-    let resume = std::mem::replace(&mut conn.resume, Resume::NEW);
-    let served = catch_unwind(AssertUnwindSafe(|| {
-        serve(
-            &conn.sock,
-            bufs,
-            &shared.cfg,
-            &*shared.handler,
-            &**shared,
-            resume,
-        )
-    }));
-    match served {
-        Ok(Ok(Outcome::Park(resume))) => {
-            conn.resume = resume;
-            shared.poller.park(conn);
-        }
-        Ok(Ok(Outcome::Close { drain })) => close(conn.sock, drain),
-        Ok(Err(fault)) => {
-            log_fault(&fault);
-            if matches!(fault, Fault::Limit(_)) {
-                // Its error response is on the way: no reset.
-                close(conn.sock, true);
+    loop {
+        let resume = std::mem::replace(&mut conn.resume, Resume::NEW);
+        let served = catch_unwind(AssertUnwindSafe(|| {
+            serve(
+                &conn.sock,
+                bufs,
+                &shared.cfg,
+                &*shared.handler,
+                &**shared,
+                resume,
+            )
+        }));
+        // However the connection ended, one large request does not leave
+        // the worker holding its memory.
+        bufs.trim();
+        match served {
+            Ok(Ok(Outcome::Park(resume))) => {
+                conn.resume = resume;
+                match shared.poller.park(conn) {
+                    // More arrived while it was served: go on.
+                    Some(again) => conn = again,
+                    None => return,
+                }
             }
-        }
-        Err(_) => {
-            log("internal error while serving a connection; closed it");
-            *bufs = Buffers::new();
+            Ok(Ok(Outcome::Close { drain })) => return close(shared.poller.release(conn), drain),
+            Ok(Err(fault)) => {
+                log_fault(&fault);
+                let sock = shared.poller.release(conn);
+                if matches!(fault, Fault::Limit(_)) {
+                    // Its error response is on the way: no reset.
+                    close(sock, true);
+                }
+                return;
+            }
+            Err(_) => {
+                log("internal error while serving a connection; closed it");
+                drop(shared.poller.release(conn));
+                *bufs = Buffers::new();
+                return;
+            }
         }
     }
 }
@@ -272,19 +293,21 @@ fn log_fault(fault: &Fault) {
     }
 }
 
-/// Closes without a reset: shut down our side, then read what the peer
-/// still sends, for a bounded time, so that unread input does not make
-/// the kernel answer with RST (which can destroy the response in flight).
-fn close(mut sock: Socket, drain: bool) {
-    let _ = sock.shutdown_write();
+/// Closes without a reset. Unread input would make the kernel answer
+/// with RST, which can destroy the response in flight: what is there is
+/// read first; with `drain` (the request body may still be on the way),
+/// our side is shut down and what the peer still sends is read, for a
+/// bounded time and amount.
+fn close(sock: Socket, drain: bool) {
     let mut scratch = [0u8; 4096];
-    let (mut budget, deadline) = (1 << 20, Instant::now() + Duration::from_secs(1));
+    let mut budget = 1usize << 20;
+    let deadline = Instant::now() + Duration::from_secs(1);
     if drain {
-        let _ = sock.set_timeouts(Duration::from_millis(200), None, None);
+        let _ = sock.shutdown_write();
     }
     while budget > 0 && Instant::now() < deadline {
         let n = if drain {
-            sock.read_lingering(&mut scratch)
+            sock.read_within(&mut scratch, Some(Duration::from_millis(200)))
         } else {
             sock.read_nonblocking(&mut scratch)
         };

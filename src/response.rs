@@ -142,13 +142,21 @@ impl<'a> Response<'a> {
             return;
         }
         self.head_placed = true;
-        let mut line = [0u8; 64];
-        let n = {
-            let mut w = &mut line[..];
-            let _ = write!(w, "Status: {} {}\r\n", self.status, reason(self.status));
-            64 - w.len()
-        };
-        self.out.append(&line[..n]);
+        let mut digits = [0u8; 5];
+        let mut at = digits.len();
+        let mut code = self.status;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (code % 10) as u8;
+            code /= 10;
+            if code == 0 {
+                break;
+            }
+        }
+        for part in [b"Status: ", &digits[at..], b" ", reason(self.status).as_bytes()] {
+            self.out.append(part);
+        }
+        self.out.append(b"\r\n");
         self.out.append(self.head);
         self.out.append(b"\r\n");
     }

@@ -4,6 +4,7 @@
 //! retry on `EINTR` where a retry is the right answer, and own their file
 //! descriptors through `OwnedFd` so that nothing leaks on an early return.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::io::{self, IoSlice};
 use std::mem;
@@ -47,56 +48,69 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-/// A receive timeout (`SO_RCVTIMEO`) shows up as `EAGAIN`; name it for what it is.
-fn timed_out(e: io::Error) -> io::Error {
-    if e.kind() == io::ErrorKind::WouldBlock {
-        io::Error::new(io::ErrorKind::TimedOut, "timed out")
-    } else {
-        e
-    }
-}
-
-/// A connected stream socket, unix or TCP, in blocking mode.
+/// A connected stream socket, unix or TCP, in non-blocking mode.
 ///
-/// Its receive timeout (`SO_RCVTIMEO`) is the short linger time, so that a
-/// plain `read` is what waits for a kept-open connection's next request;
-/// a read in the middle of a request that meets it goes on waiting in
-/// `poll`, up to the read timeout.
+/// Nothing waits in the kernel's socket calls: a read or write that would
+/// block waits in `poll`, up to the read or write timeout, and a read that
+/// must not wait returns `WouldBlock`. Setting up a connection therefore
+/// costs no `setsockopt`; a unix socket's send buffer is raised only when
+/// a response first fills it (see [`Socket::write_vectored`]).
 #[derive(Debug)]
 pub(crate) struct Socket {
     fd: OwnedFd,
     read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    /// A unix socket whose send buffer is not raised yet.
+    small_sndbuf: Cell<bool>,
 }
 
+/// The send buffer asked for on a unix-socket connection once a response
+/// fills the default one (the kernel doubles it, and caps it at twice
+/// `net.core.wmem_max`: 416 KiB by default). With the default (208 KiB)
+/// a worker writing a large body in 64 KiB pieces stops and waits for the
+/// web server to read several times per MiB. The memory is the kernel's,
+/// and only while bytes wait unread. TCP keeps the kernel's own tuning,
+/// which setting a size would switch off.
+const UNIX_SNDBUF: libc::c_int = 256 * 1024;
+
 impl Socket {
-    pub(crate) fn from_fd(fd: OwnedFd) -> Socket {
+    /// A socket with these timeouts; `unix` says whether it is a unix
+    /// socket (its send buffer may be raised).
+    pub(crate) fn new(
+        fd: OwnedFd,
+        unix: bool,
+        read_timeout: Option<Duration>,
+        write_timeout: Option<Duration>,
+    ) -> Socket {
         Socket {
             fd,
-            read_timeout: None,
+            read_timeout,
+            write_timeout,
+            small_sndbuf: Cell::new(unix),
         }
     }
 
-    fn recv(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    /// One `recv`; `WouldBlock` when nothing is there.
+    pub(crate) fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
         retry(|| {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    flags,
-                )
-            };
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             cvt_size(n)
         })
     }
 
     /// Reads, waiting up to the read timeout.
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_within(buf, self.read_timeout)
+    }
+
+    /// Reads, waiting up to `limit` (`None`: forever).
+    pub(crate) fn read_within(&self, buf: &mut [u8], limit: Option<Duration>) -> io::Result<usize> {
         loop {
-            match self.recv(buf, 0) {
+            match self.read_nonblocking(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !poll_readable(&[self.fd.as_fd()], self.read_timeout)?[0] {
+                    if !poll_one(self.fd.as_fd(), libc::POLLIN, limit)? {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "read timed out"));
                     }
                 }
@@ -105,47 +119,47 @@ impl Socket {
         }
     }
 
-    /// Reads, waiting at most the linger time; `WouldBlock` when nothing came.
-    pub(crate) fn read_lingering(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv(buf, 0)
-    }
-
-    /// Reads what is there without blocking; `WouldBlock` when nothing is.
-    pub(crate) fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv(buf, libc::MSG_DONTWAIT)
-    }
-
-    /// Writes from several buffers at once, blocking up to the send timeout.
-    /// `MSG_NOSIGNAL` semantics come from SIGPIPE being ignored process-wide.
+    /// Writes from several buffers at once, possibly partially, waiting up
+    /// to the write timeout for room. `MSG_NOSIGNAL` semantics come from
+    /// SIGPIPE being ignored process-wide.
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
-        retry(|| {
-            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on unix, `count`
-            // does not exceed `bufs.len()`, and the fd is open.
-            let n = unsafe { libc::writev(self.fd.as_raw_fd(), bufs.as_ptr().cast(), count) };
-            cvt_size(n)
-        })
-        .map_err(timed_out)
+        loop {
+            let written = retry(|| {
+                // SAFETY: `IoSlice` is ABI-compatible with `iovec` on unix, `count`
+                // does not exceed `bufs.len()`, and the fd is open.
+                let n = unsafe { libc::writev(self.fd.as_raw_fd(), bufs.as_ptr().cast(), count) };
+                cvt_size(n)
+            });
+            match written {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_for_room()?,
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits until the socket can take more, raising a unix socket's send
+    /// buffer the first time (best effort: the default works, only slower).
+    fn wait_for_room(&self) -> io::Result<()> {
+        if self.small_sndbuf.replace(false) {
+            let _ = setsockopt(
+                self.fd.as_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                &UNIX_SNDBUF,
+            );
+        }
+        if poll_one(self.fd.as_fd(), libc::POLLOUT, self.write_timeout)? {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))
+        }
     }
 
     /// Shuts down the sending side: the peer reads end-of-file.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         // SAFETY: plain call on an open fd.
         cvt(unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) }).map(drop)
-    }
-
-    /// Sets how long an idle read lingers (`SO_RCVTIMEO`), how long a read
-    /// in a request may wait, and how long a write may (`SO_SNDTIMEO`);
-    /// `None` means forever.
-    pub(crate) fn set_timeouts(
-        &mut self,
-        linger: Duration,
-        read: Option<Duration>,
-        write: Option<Duration>,
-    ) -> io::Result<()> {
-        self.read_timeout = read;
-        set_timeval(self.fd.as_fd(), libc::SO_RCVTIMEO, Some(linger))?;
-        set_timeval(self.fd.as_fd(), libc::SO_SNDTIMEO, write)
     }
 }
 
@@ -155,19 +169,10 @@ impl AsRawFd for Socket {
     }
 }
 
-fn set_timeval(fd: BorrowedFd<'_>, opt: libc::c_int, d: Option<Duration>) -> io::Result<()> {
-    let tv = match d {
-        // A zero timeval means "no timeout"; round a tiny duration up instead.
-        Some(d) => libc::timeval {
-            tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-            tv_usec: d.subsec_micros().max(u32::from(d.is_zero())) as libc::suseconds_t,
-        },
-        None => libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-    };
-    setsockopt(fd, libc::SOL_SOCKET, opt, &tv)
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 fn setsockopt<T>(
@@ -196,8 +201,8 @@ pub(crate) fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
-/// Accepts one connection; the new socket is blocking and close-on-exec.
-pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<Socket> {
+/// Accepts one connection; the new socket is non-blocking and close-on-exec.
+pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     retry(|| {
         // SAFETY: null address pointers are allowed; the fd is open.
         let fd = unsafe {
@@ -205,27 +210,11 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<Socket> {
                 listener.as_raw_fd(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-                libc::SOCK_CLOEXEC,
+                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
             )
         };
-        owned(fd).map(Socket::from_fd)
+        owned(fd)
     })
-}
-
-/// Asks for a send buffer of `bytes` (`SO_SNDBUF`).
-pub(crate) fn set_send_buffer(sock: &Socket, bytes: libc::c_int) -> io::Result<()> {
-    // SAFETY: `bytes` is a live c_int and the length passed is its size;
-    // the fd is open.
-    cvt(unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&raw const bytes).cast(),
-            mem::size_of_val(&bytes) as libc::socklen_t,
-        )
-    })
-    .map(drop)
 }
 
 /// The address family of a socket (`AF_UNIX`, `AF_INET`, `AF_INET6`).
@@ -339,22 +328,50 @@ pub(crate) fn poll_readable(
         p.fd = fd.as_raw_fd();
         p.events = libc::POLLIN;
     }
-    let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as libc::c_int);
+    let ms = poll_ms(timeout);
     // SAFETY: `pfds` holds `fds.len()` initialised pollfd entries.
     retry(|| cvt(unsafe { libc::poll(pfds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) }))?;
     Ok([pfds[0].revents != 0, pfds[1].revents != 0])
 }
 
-/// Whether an fd is new to an epoll set (added) or was in it before
-/// (its one-shot interest modified).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Registration {
-    New,
-    Known,
+/// Waits until `fd` is ready for `events` (or in error, or hung up), or
+/// the timeout passes; returns whether it is.
+fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let ms = poll_ms(timeout);
+    // SAFETY: `pfd` is one initialised pollfd entry.
+    let n = retry(|| cvt(unsafe { libc::poll(&mut pfd, 1, ms) }))?;
+    Ok(n == 1)
 }
 
-/// An epoll instance, used one-shot: a ready fd is reported once, then must
-/// be re-armed.
+/// A timeout for `poll` and `epoll_wait`: milliseconds, rounded up, or -1.
+fn poll_ms(timeout: Option<Duration>) -> libc::c_int {
+    timeout.map_or(-1, |d| {
+        let ms = d.as_micros().div_ceil(1000);
+        ms.min(i32::MAX as u128) as libc::c_int
+    })
+}
+
+/// How an fd in an epoll set reports readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// Reported for as long as it is readable (a listening socket, an
+    /// eventfd: every waiter may act on it).
+    Level,
+    /// Reported each time new bytes arrive (a connection: registered once,
+    /// and served by one worker at a time, which the caller arranges).
+    Edge,
+}
+
+/// An epoll instance.
 #[derive(Debug)]
 pub(crate) struct Epoll {
     fd: OwnedFd,
@@ -367,41 +384,52 @@ impl Epoll {
         Ok(Epoll { fd })
     }
 
-    /// Watches `fd` for readability once, reporting `token`.
-    pub(crate) fn arm(&self, fd: RawFd, token: u64, registration: Registration) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
-            u64: token,
-        };
-        let op = match registration {
-            Registration::New => libc::EPOLL_CTL_ADD,
-            Registration::Known => libc::EPOLL_CTL_MOD,
-        };
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: `ev` is a valid epoll_event; the fds are open.
         cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
     }
 
-    /// Watches `fd` for readability for good (level-triggered).
-    pub(crate) fn watch(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: `ev` is a valid epoll_event; the fds are open.
-        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
-            .map(drop)
+    /// Watches `fd` for readability, reporting `token`. An fd that is
+    /// readable already is reported at once.
+    pub(crate) fn add(&self, fd: RawFd, token: u64, trigger: Trigger) -> io::Result<()> {
+        let mut events = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+        if trigger == Trigger::Edge {
+            events |= libc::EPOLLET as u32;
+        }
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
+    }
+
+    /// Switches the reports of a level-triggered `fd` off or back on.
+    pub(crate) fn set_level(&self, fd: RawFd, token: u64, on: bool) -> io::Result<()> {
+        let events = if on { libc::EPOLLIN as u32 } else { 0 };
+        self.ctl(libc::EPOLL_CTL_MOD, fd, events, token)
     }
 
     /// Waits for one event; returns its token, or `None` at the timeout.
     pub(crate) fn wait_one(&self, timeout: Option<Duration>) -> io::Result<Option<u64>> {
         let mut event = libc::epoll_event { events: 0, u64: 0 };
-        let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as libc::c_int);
+        let ms = poll_ms(timeout);
         let n = retry(|| {
             // SAFETY: `event` has room for the one entry asked for.
             cvt(unsafe { libc::epoll_wait(self.fd.as_raw_fd(), &mut event, 1, ms) })
         })?;
         Ok((n == 1).then_some(event.u64))
     }
+}
+
+/// Nanoseconds on a monotonic clock of coarse resolution (a few
+/// milliseconds): cheaper to read than `Instant::now`, and fine for
+/// timeouts that are checked every few milliseconds at best.
+pub(crate) fn coarse_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill; the clock id
+    // is a constant that Linux defines.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Makes `fd` non-blocking (for a listening socket: `accept` returns
@@ -435,7 +463,7 @@ pub(crate) fn isatty(fd: RawFd) -> bool {
 }
 
 /// The IP address of a TCP socket's peer; `None` for other sockets.
-pub(crate) fn peer_ip(sock: &Socket) -> io::Result<Option<std::net::IpAddr>> {
+pub(crate) fn peer_ip(sock: BorrowedFd<'_>) -> io::Result<Option<std::net::IpAddr>> {
     // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
     let mut addr: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of_val(&addr) as libc::socklen_t;

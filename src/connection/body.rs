@@ -10,6 +10,13 @@ use super::dispatch::{Event, Stream, dispatch};
 use super::{Active, Config, Fault, ReadBuf, Transport, Wait, aborted_error};
 use crate::protocol::{self, HEADER_LEN};
 
+/// Whether [`BodyReader::advance`] may read the socket for more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum More {
+    Read,
+    Stop,
+}
+
 /// The body of the request in progress, read on demand.
 pub(crate) struct BodyReader<'a> {
     io: &'a dyn Transport,
@@ -73,11 +80,30 @@ impl<'a> BodyReader<'a> {
         self.pad = 0;
     }
 
+    /// Passes over the rest of the body that has already arrived, without
+    /// waiting for more: a connection closed after a request whose
+    /// handler did not read its body need then wait for the peer only
+    /// when part of the body is still on the way.
+    pub(crate) fn skip_arrived(&mut self) {
+        self.skip_rest_of_record();
+        while self.fault.is_none() {
+            match self.advance(More::Stop) {
+                Ok(()) if self.left > 0 => self.skip_rest_of_record(),
+                Ok(()) => return,
+                Err(f) => self.fault = Some(f),
+            }
+        }
+    }
+
     /// Handles records until STDIN content is at the front of the buffer,
-    /// the body has ended, or the request was aborted.
-    fn advance(&mut self) -> Result<(), Fault> {
+    /// the body has ended, or the request was aborted; with `More::Stop`,
+    /// also when no whole record is left in the buffer.
+    fn advance(&mut self, more: More) -> Result<(), Fault> {
         while self.left == 0 && !self.done && !self.aborted.get() {
             let Some((rec, used)) = protocol::decode_record(self.rbuf.data())? else {
+                if more == More::Stop {
+                    return Ok(());
+                }
                 if self.rbuf.fill(self.io, Wait::Request)? == 0 {
                     return Err(Fault::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -111,7 +137,7 @@ impl<'a> BodyReader<'a> {
         if let Some(f) = &self.fault {
             return Err(f.to_io_error());
         }
-        if let Err(f) = self.advance() {
+        if let Err(f) = self.advance(More::Read) {
             let err = f.to_io_error();
             self.fault = Some(f);
             return Err(err);

@@ -12,10 +12,9 @@ pub(crate) enum Wait {
     /// In the middle of a request the handler is reading: up to the read
     /// timeout (a timeout is an error).
     Request,
-    /// Between requests, or in a request still arriving: a moment (the
-    /// linger), then `WouldBlock`.
-    Linger,
-    /// Not at all: what is there, or `WouldBlock`.
+    /// Not at all: what is there, or `WouldBlock`. Between requests, or in
+    /// a request still arriving, the connection then waits in epoll, not
+    /// on a worker.
     Never,
 }
 
@@ -32,7 +31,6 @@ impl Transport for Socket {
     fn read(&self, buf: &mut [u8], wait: Wait) -> io::Result<usize> {
         match wait {
             Wait::Request => Socket::read(self, buf),
-            Wait::Linger => self.read_lingering(buf),
             Wait::Never => self.read_nonblocking(buf),
         }
     }
