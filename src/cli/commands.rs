@@ -23,22 +23,12 @@ pub(crate) fn request(args: &Args) -> Result<Exit, Failure> {
         params: &args.params,
         body_len,
     };
-    let mut plan = Plan {
-        params: params::build(&target)?,
-        body,
-        count: args.count,
-        timeout: args.timeout,
-        trace: args.trace,
-        output: Output::new(args.include, false),
-        timing: args.timing,
-        fail: args.fail,
-    };
-    if let Some(app) = &args.spawn {
-        return spawn::run(app, args, &mut plan);
+    let output = Output::new(args.include, false);
+    let mut plan = Plan::new(params::build(&target)?, body, args, output);
+    match &args.spawn {
+        Some(app) => spawn::run(app, args, &mut plan),
+        None => exchange::run(&args.addr, &mut plan).map(|_| Exit::Complete),
     }
-    let wire = exchange::new_wire(args.trace);
-    let mut client = exchange::connect(&args.addr, args.timeout, &wire)?;
-    exchange::serve(&mut client, &mut plan, &wire).map(|_| Exit::Complete)
 }
 
 /// The body `-d` gives, and its length (`None` without `-d`).
@@ -139,17 +129,12 @@ fn page(
         headers: &headers,
         ..Target::default()
     };
-    let mut plan = Plan {
-        params: params::build(&target)?,
-        body: Body::Bytes(Vec::new()),
-        count: 1,
-        timeout: args.timeout,
-        trace: args.trace,
-        output: Output::new(false, quiet),
-        timing: false,
-        fail: false,
-    };
-    let wire = exchange::new_wire(args.trace);
-    let mut client = exchange::connect(&args.addr, args.timeout, &wire)?;
-    exchange::serve(&mut client, &mut plan, &wire)
+    let body = Body::Bytes(Vec::new());
+    let mut plan = Plan::new(
+        params::build(&target)?,
+        body,
+        args,
+        Output::new(false, quiet),
+    );
+    exchange::run(&args.addr, &mut plan)
 }

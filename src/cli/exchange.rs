@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::exit::{self, Exit, Failure, Progress};
+use super::flags::Args;
 use super::output::Output;
 use super::params::Param;
 use super::trace::{REQUEST_ID, Wire};
@@ -54,6 +55,22 @@ pub(crate) struct Plan {
     pub(crate) fail: bool,
 }
 
+impl Plan {
+    /// The plan that `args` asks for, with these params, body and output.
+    pub(crate) fn new(params: Vec<Param>, body: Body, args: &Args, output: Output) -> Plan {
+        Plan {
+            params,
+            body,
+            count: args.count,
+            timeout: args.timeout,
+            trace: args.trace,
+            output,
+            timing: args.timing,
+            fail: args.fail,
+        }
+    }
+}
+
 /// A complete response.
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -78,6 +95,13 @@ pub(crate) fn connect(addr: &str, timeout: Duration, wire: &Shared) -> Result<Cl
     let client =
         Client::connect_timeout(addr, timeout).map_err(|e| exit::connect_failed(addr, &e))?;
     Ok(observed(client, addr, wire))
+}
+
+/// Connects to `addr` and sends the plan's requests; returns the last answer.
+pub(crate) fn run(addr: &str, plan: &mut Plan) -> Result<Answer, Failure> {
+    let wire = new_wire(plan.trace);
+    let mut client = connect(addr, plan.timeout, &wire)?;
+    serve(&mut client, plan, &wire)
 }
 
 /// Puts the observer on a connection just made to `addr`.

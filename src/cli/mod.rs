@@ -1,5 +1,5 @@
 //! The `fcgi` command-line tool: talks FastCGI to an application as a web
-//! server would, to show what it does. `src/bin/fcgi.rs` calls [`run`];
+//! server would, to show what it does. `src/bin/fcgi.rs` calls [`run`](crate::cli::run);
 //! nothing here is part of the library's API.
 //!
 //! - `flags`: the commands and flags, their help text, the parser;

@@ -123,27 +123,41 @@ pub(crate) fn build(t: &Target<'_>) -> Result<Vec<Param>, Failure> {
     let uri = split_uri(t.uri)?;
     let decoded = percent_decode(uri.path);
     let (script_name, path_info) = split_path(&decoded, t.script_name)?;
-    let (host, name, port) = server(&uri);
+    let mut p = defaults(t, &uri, [&decoded, &script_name, &path_info]);
+    add_headers(&mut p, t.headers);
+    add_params(&mut p, t.params);
+    Ok(p)
+}
+
+/// nginx's `fastcgi_params` with the values nginx would give them, then
+/// PATH_INFO and the headers a client sends. `paths` holds the decoded
+/// path, SCRIPT_NAME and PATH_INFO.
+fn defaults(t: &Target<'_>, uri: &Uri<'_>, paths: [&[u8]; 3]) -> Vec<Param> {
+    let [document_uri, script_name, path_info] = paths;
+    let (host, name, port) = server(uri);
     let len = t.body_len.map(|n| n.to_string()).unwrap_or_default();
-    let content_type = if t.body_len.is_some() {
-        "application/x-www-form-urlencoded"
-    } else {
-        ""
+    let content_type = match t.body_len {
+        Some(_) => "application/x-www-form-urlencoded",
+        None => "",
     };
     let software = concat!("fcgi/", env!("CARGO_PKG_VERSION"));
-    let scheme = if uri.https { "https" } else { "http" };
-    let mut p: Vec<Param> = [
+    let (scheme, https) = if uri.https {
+        ("https", "on")
+    } else {
+        ("http", "")
+    };
+    [
         ("QUERY_STRING", uri.query.as_bytes()),
         ("REQUEST_METHOD", t.method.as_bytes()),
         ("CONTENT_TYPE", content_type.as_bytes()),
         ("CONTENT_LENGTH", len.as_bytes()),
-        ("SCRIPT_NAME", &script_name),
+        ("SCRIPT_NAME", script_name),
         ("REQUEST_URI", uri.request_uri.as_bytes()),
-        ("DOCUMENT_URI", &decoded),
+        ("DOCUMENT_URI", document_uri),
         ("DOCUMENT_ROOT", b"/"),
         ("SERVER_PROTOCOL", b"HTTP/1.1"),
         ("REQUEST_SCHEME", scheme.as_bytes()),
-        ("HTTPS", if uri.https { b"on" } else { b"" }),
+        ("HTTPS", https.as_bytes()),
         ("GATEWAY_INTERFACE", b"CGI/1.1"),
         ("SERVER_SOFTWARE", software.as_bytes()),
         ("REMOTE_ADDR", b"127.0.0.1"),
@@ -153,7 +167,7 @@ pub(crate) fn build(t: &Target<'_>) -> Result<Vec<Param>, Failure> {
         ("SERVER_PORT", port.as_bytes()),
         ("SERVER_NAME", name.as_bytes()),
         ("REDIRECT_STATUS", b"200"),
-        ("PATH_INFO", &path_info),
+        ("PATH_INFO", path_info),
         ("HTTP_HOST", host.as_bytes()),
         ("HTTP_USER_AGENT", software.as_bytes()),
         ("HTTP_ACCEPT", b"*/*"),
@@ -163,10 +177,7 @@ pub(crate) fn build(t: &Target<'_>) -> Result<Vec<Param>, Failure> {
     .into_iter()
     .filter(|(k, v)| !v.is_empty() || !omitted_when_empty(k))
     .map(|(k, v)| (k.to_owned(), v.to_vec()))
-    .collect();
-    add_headers(&mut p, t.headers);
-    add_params(&mut p, t.params);
-    Ok(p)
+    .collect()
 }
 
 /// Params nginx leaves out when they would be empty: `HTTPS`
