@@ -203,7 +203,7 @@ fn judge(
             ),
         )),
         Err(e) => Err(exit::response_failed(&e, Some(progress), timeout)),
-        Ok(end) if end.protocol_status != ProtocolStatus::RequestComplete.to_u8() => {
+        Ok(end) if end.protocol_status != u8::from(ProtocolStatus::RequestComplete) => {
             Err(exit::refused(&end))
         }
         Ok(_) => Ok(out.head.take().unwrap_or_default()),

@@ -200,12 +200,12 @@ fn bad_record(e: &protocol::Error) -> String {
 
 /// The sentence for an END_REQUEST that refuses the request.
 pub(crate) fn refused(end: &EndRequest) -> Failure {
-    let why = match ProtocolStatus::from_u8(end.protocol_status) {
-        Some(ProtocolStatus::CantMpxConn) => {
+    let why = match ProtocolStatus::try_from(end.protocol_status) {
+        Ok(ProtocolStatus::CantMpxConn) => {
             "FCGI_CANT_MPX_CONN (it serves one request at a time on a connection)"
         }
-        Some(ProtocolStatus::Overloaded) => "FCGI_OVERLOADED (it is out of some resource)",
-        Some(ProtocolStatus::UnknownRole) => "FCGI_UNKNOWN_ROLE (it does not play this role)",
+        Ok(ProtocolStatus::Overloaded) => "FCGI_OVERLOADED (it is out of some resource)",
+        Ok(ProtocolStatus::UnknownRole) => "FCGI_UNKNOWN_ROLE (it does not play this role)",
         _ => "a protocol status the spec does not define",
     };
     Failure::new(

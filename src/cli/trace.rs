@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::client::WireEvent;
-use crate::protocol::{BeginRequest, EndRequest, HEADER_LEN, Pairs, ProtocolStatus, Record};
+use crate::protocol::{BeginRequest, EndRequest, HEADER_LEN, Pairs, Record, Role};
 use crate::protocol::{NULL_REQUEST_ID, ProtocolStatus as Ps, record_type as rt};
 
 /// The request id `fcgi` sends with.
@@ -221,23 +221,23 @@ fn describe(r: Record<'_>) -> String {
 }
 
 fn begin_detail(b: BeginRequest) -> String {
-    let role = match b.role {
-        1 => "RESPONDER".to_owned(),
-        2 => "AUTHORIZER".to_owned(),
-        3 => "FILTER".to_owned(),
-        other => other.to_string(),
+    let role = match b.role() {
+        Some(Role::Responder) => "RESPONDER".to_owned(),
+        Some(Role::Authorizer) => "AUTHORIZER".to_owned(),
+        Some(Role::Filter) => "FILTER".to_owned(),
+        None => b.role.to_string(),
     };
     let flags = if b.keep_conn() { "KEEP_CONN" } else { "0" };
     format!("role={role} flags={flags}")
 }
 
 fn end_detail(e: EndRequest) -> String {
-    let status = match ProtocolStatus::from_u8(e.protocol_status) {
-        Some(Ps::RequestComplete) => "REQUEST_COMPLETE".to_owned(),
-        Some(Ps::CantMpxConn) => "CANT_MPX_CONN".to_owned(),
-        Some(Ps::Overloaded) => "OVERLOADED".to_owned(),
-        Some(Ps::UnknownRole) => "UNKNOWN_ROLE".to_owned(),
-        None => e.protocol_status.to_string(),
+    let status = match Ps::try_from(e.protocol_status) {
+        Ok(Ps::RequestComplete) => "REQUEST_COMPLETE".to_owned(),
+        Ok(Ps::CantMpxConn) => "CANT_MPX_CONN".to_owned(),
+        Ok(Ps::Overloaded) => "OVERLOADED".to_owned(),
+        Ok(Ps::UnknownRole) => "UNKNOWN_ROLE".to_owned(),
+        Err(other) => other.to_string(),
     };
     format!("app_status={} protocol_status={status}", e.app_status)
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fcgi_server::protocol::{ProtocolStatus, encode_end_request, push_record, record_type};
+use fcgi_server::protocol::{EndRequest, ProtocolStatus, push_record, record_type};
 
 use super::{Raw, TempDir};
 
@@ -112,7 +112,7 @@ pub fn stdout(content: &[u8]) -> Vec<u8> {
 /// and END_REQUEST.
 pub fn end() -> Vec<u8> {
     let mut out = stdout(b"");
-    out.extend_from_slice(&encode_end_request(1, 0, ProtocolStatus::RequestComplete));
+    out.extend_from_slice(&EndRequest::new(0, ProtocolStatus::RequestComplete).record(1));
     out
 }
 
