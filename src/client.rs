@@ -355,7 +355,8 @@ impl Client {
 
     /// Makes every read and write fail with `TimedOut` once `deadline`
     /// has passed (`None`: no deadline). While set, it takes the place of
-    /// [`set_timeout`](Client::set_timeout).
+    /// [`set_timeout`](Client::set_timeout); once cleared, the socket keeps
+    /// the last timeout it set, until `set_timeout` is called again.
     pub fn set_deadline(&mut self, deadline: Option<Instant>) -> &mut Self {
         self.deadline = deadline;
         self

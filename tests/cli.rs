@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fcgi_server::protocol::{Header, record_type};
 use support::scripted::{self, Scripted};
@@ -34,6 +34,20 @@ impl Run {
     fn has_line(&self, line: &str) -> bool {
         self.lines().iter().any(|l| l == line)
     }
+
+    /// Asserts that stderr holds each of `parts`.
+    fn assert_stderr(&self, parts: &[&str]) {
+        for part in parts {
+            assert!(self.stderr.contains(part), "{part} in\n{}", self.stderr);
+        }
+    }
+
+    /// Asserts that stdout has each of `lines` (the echo dump's).
+    fn assert_lines(&self, lines: &[&str]) {
+        for line in lines {
+            assert!(self.has_line(line), "{line} in\n{}", self.out());
+        }
+    }
 }
 
 /// Runs `fcgi` with `args`, `input` on its stdin, `LEAK_ME=1` in its
@@ -54,17 +68,14 @@ fn fcgi_with(args: &[&str], input: &[u8]) -> Run {
     let mut err = child.stderr.take().unwrap();
     let out = thread::spawn(move || read_all(&mut out));
     let err = thread::spawn(move || read_all(&mut err));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("fcgi {args:?} ran for a minute");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let done = eventually(Duration::from_secs(60), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !done {
+        let _ = child.kill();
+        panic!("fcgi {args:?} ran for a minute");
+    }
+    let status = child.wait().unwrap();
     let run = Run {
         code: status.code().expect("an exit code"),
         stdout: out.join().unwrap(),
@@ -99,11 +110,7 @@ fn the_body_goes_to_stdout_byte_for_byte_and_the_apps_stderr_is_marked() {
     let run = fcgi(&["request", addr(&echo), "/?size=200000&stderr=first%20words"]);
     assert_eq!(run.code, 0);
     assert!(run.stdout == pattern(200_000), "{} bytes", run.stdout.len());
-    assert!(
-        run.stderr.contains("app (FCGI_STDERR): first%20words\n"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr(&["app (FCGI_STDERR): first%20words\n"]);
 }
 
 /// The params are exactly those nginx's fastcgi_params sends (plus
@@ -144,7 +151,7 @@ fn the_default_params_are_nginxs_and_not_the_environment() {
         "SERVER_SOFTWARE",
     ];
     assert_eq!(names, want);
-    for line in [
+    run.assert_lines(&[
         "REQUEST_METHOD=GET",
         "REQUEST_URI=/a%20b/c?x=1",
         "DOCUMENT_URI=/a b/c",
@@ -154,9 +161,7 @@ fn the_default_params_are_nginxs_and_not_the_environment() {
         "CONTENT_LENGTH=",
         "GATEWAY_INTERFACE=CGI/1.1",
         "SERVER_PROTOCOL=HTTP/1.1",
-    ] {
-        assert!(run.has_line(line), "{line} in\n{}", run.out());
-    }
+    ]);
 }
 
 #[test]
@@ -167,16 +172,14 @@ fn a_tcp_address_and_a_url_reach_the_application() {
     let addr = format!("127.0.0.1:{port}");
     let run = fcgi(&["request", &addr, "https://example.com:8443/x?y"]);
     assert_eq!(run.code, 0);
-    for line in [
+    run.assert_lines(&[
         "HTTP_HOST=example.com:8443",
         "SERVER_NAME=example.com",
         "SERVER_PORT=8443",
         "REQUEST_SCHEME=https",
         "HTTPS=on",
         "REQUEST_URI=/x?y",
-    ] {
-        assert!(run.has_line(line), "{line} in\n{}", run.out());
-    }
+    ]);
 }
 
 #[test]
@@ -200,7 +203,7 @@ fn headers_params_and_the_script_name_shape_the_request() {
         "/app/a/b?q=1",
     ]);
     assert_eq!(run.code, 0);
-    for line in [
+    run.assert_lines(&[
         "HTTP_X_THING=yes",
         "HTTP_HOST=example.org",
         "DOCUMENT_ROOT=/srv",
@@ -209,9 +212,7 @@ fn headers_params_and_the_script_name_shape_the_request() {
         "DOCUMENT_URI=/app/a/b",
         "REQUEST_URI=/app/a/b?q=1",
         "QUERY_STRING=q=1",
-    ] {
-        assert!(run.has_line(line), "{line} in\n{}", run.out());
-    }
+    ]);
     let out = run.out();
     assert!(!out.contains("REDIRECT_STATUS") && !out.contains("HTTP_USER_AGENT"));
 }
@@ -232,14 +233,12 @@ fn a_body_comes_from_the_text_a_file_or_stdin() {
 
     // PATCH is not echoed: the dump shows what describes the body.
     let run = fcgi(&["request", "-X", "PATCH", "-d", "hello", addr(&echo), "/"]);
-    for line in [
+    run.assert_lines(&[
         "REQUEST_METHOD=PATCH",
         "CONTENT_LENGTH=5",
         "CONTENT_TYPE=application/x-www-form-urlencoded",
         "HTTP_CONTENT_LENGTH=5",
-    ] {
-        assert!(run.has_line(line), "{line} in\n{}", run.out());
-    }
+    ]);
 }
 
 #[test]
@@ -366,12 +365,10 @@ fn trace_flags_unpadded_records_and_a_wrong_request_id() {
         (0, "ok"),
         "the stray record is skipped"
     );
-    for part in [
+    run.assert_stderr(&[
         "!!  not padded to a multiple of 8 bytes",
         "!!  request id 7, but the request is 1",
-    ] {
-        assert!(run.stderr.contains(part), "{part} in\n{}", run.stderr);
-    }
+    ]);
 }
 
 #[test]
@@ -380,21 +377,13 @@ fn exit_2_when_nothing_listens() {
     let missing = dir.path("missing.sock");
     let run = fcgi(&["request", missing.to_str().unwrap()]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("there is no such socket file"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr(&["there is no such socket file"]);
 
     let stale = dir.path("stale.sock");
     drop(UnixListener::bind(&stale).unwrap());
     let run = fcgi(&["request", stale.to_str().unwrap()]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("nothing is listening there"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr(&["nothing is listening there"]);
 }
 
 #[test]
@@ -404,13 +393,9 @@ fn exit_3_when_the_application_never_answers() {
     let _listener = UnixListener::bind(&sock).unwrap();
     let run = fcgi(&["request", "--timeout", "1", sock.to_str().unwrap()]);
     assert_eq!(run.code, 3);
-    assert!(
-        run.stderr.contains(
-            "no complete answer within 1 s (--timeout): the application had sent nothing"
-        ),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr(&[
+        "no complete answer within 1 s (--timeout): the application had sent nothing",
+    ]);
 }
 
 #[test]
@@ -418,14 +403,10 @@ fn exit_4_when_the_connection_closes_before_any_header() {
     let server = scripted::answer_and_close(Vec::new());
     let run = fcgi(&["request", server.addr()]);
     assert_eq!(run.code, 4);
-    assert!(
-        run.stderr.contains(
-            "the application closed the connection before sending any header \
-             (what web servers report as \"premature end of script headers\")"
-        ),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr(&[
+        "the application closed the connection before sending any header \
+             (what web servers report as \"premature end of script headers\")",
+    ]);
 }
 
 #[test]
@@ -458,7 +439,7 @@ fn exit_4_on_a_bad_version() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("!!  version 2 in a record header"));
+    run.assert_stderr(&["!!  version 2 in a record header"]);
 }
 
 #[test]
@@ -478,7 +459,7 @@ fn exit_1_with_fail_on_an_error_status() {
 fn usage_errors_and_unreadable_inputs_have_their_codes() {
     let run = fcgi(&["request", "--no-such-flag", "x.sock"]);
     assert_eq!(run.code, 64);
-    assert!(run.stderr.contains("'request' has no flag --no-such-flag"));
+    run.assert_stderr(&["'request' has no flag --no-such-flag"]);
     let run = fcgi(&["request", "-d", "@/nonexistent/body", "x.sock"]);
     assert_eq!(run.code, 66);
     assert!(
@@ -511,13 +492,11 @@ fn spawn_shows_a_missing_variable_and_env_fixes_it() {
     let app = app.to_str().unwrap();
     let run = fcgi(&["request", "--spawn", app, "/"]);
     assert_eq!(run.code, 4);
-    for part in [
+    run.assert_stderr(&[
         "premature end of script headers",
         "needs_env exited with status 1 by itself, before SIGTERM",
         "app (stderr): needs_env: DATABASE_URL is not set",
-    ] {
-        assert!(run.stderr.contains(part), "{part} in\n{}", run.stderr);
-    }
+    ]);
 
     let run = fcgi(&[
         "request",
@@ -564,7 +543,7 @@ fn spawn_runs_the_app_in_cwd_and_shows_its_stderr() {
         "/?stderr=hi",
     ]);
     assert_eq!(run.code, 0);
-    assert!(run.stderr.contains("app (FCGI_STDERR): hi"));
+    run.assert_stderr(&["app (FCGI_STDERR): hi"]);
     assert!(
         run.stderr
             .contains("app (stderr): fcgi-server: SIGTERM received"),
@@ -620,11 +599,7 @@ fn health_exits_0_on_200_and_1_otherwise() {
     );
     let run = fcgi(&["health", "--path", "/down", addr(&server)]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("the ping path /down answered 503"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr(&["the ping path /down answered 503"]);
     let dir = TempDir::new("cli-health");
     let run = fcgi(&["health", dir.path("none.sock").to_str().unwrap()]);
     assert_eq!(run.code, 2);
@@ -651,5 +626,5 @@ fn status_asks_for_the_format_and_the_workers() {
     }
     let run = fcgi(&["status", "--path", "/down", a]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("the status page /down answered 503"));
+    run.assert_stderr(&["the status page /down answered 503"]);
 }

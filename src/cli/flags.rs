@@ -199,70 +199,54 @@ const PAGES: &[Cmd] = &[Cmd::Status, Cmd::Health];
 const STATUS: &[Cmd] = &[Cmd::Status];
 const ALL: &[Cmd] = &Cmd::ALL;
 
-const fn flag(
-    id: Id,
-    short: Option<char>,
-    long: &'static str,
-    value: Option<&'static str>,
-    help: &'static str,
-    on: &'static [Cmd],
-) -> Flag {
-    Flag {
-        id,
-        short,
-        long,
-        value,
-        help,
-        on,
-    }
-}
-
 /// Every flag, in the order the help text lists them.
 #[rustfmt::skip]
 const FLAGS: [Flag; 19] = [
-    flag(Id::Method, Some('X'), "method", Some("METHOD"),
-        "the request method (default GET, or POST with -d)", REQUEST),
-    flag(Id::Data, Some('d'), "data", Some("TEXT|@FILE|@-"),
-        "the request body: TEXT, the bytes of FILE, or of stdin; sets CONTENT_LENGTH, and \
-         CONTENT_TYPE to application/x-www-form-urlencoded unless -H gives one", REQUEST),
-    flag(Id::Header, Some('H'), "header", Some("'NAME: VALUE'"),
-        "a request header, sent as HTTP_NAME (Content-Type and Content-Length also as \
+    Flag { id: Id::Method, short: Some('X'), long: "method", value: Some("METHOD"), on: REQUEST,
+        help: "the request method (default GET, or POST with -d)" },
+    Flag { id: Id::Data, short: Some('d'), long: "data", value: Some("TEXT|@FILE|@-"), on: REQUEST,
+        help: "the request body: TEXT, the bytes of FILE, or of stdin; sets CONTENT_LENGTH, and \
+         CONTENT_TYPE to application/x-www-form-urlencoded unless -H gives one" },
+    Flag { id: Id::Header, short: Some('H'), long: "header", value: Some("'NAME: VALUE'"), on: REQUEST,
+        help: "a request header, sent as HTTP_NAME (Content-Type and Content-Length also as \
          CONTENT_TYPE and CONTENT_LENGTH); replaces a default header of that name, and \
-         'NAME:' with no value removes it; repeatable", REQUEST),
-    flag(Id::Param, Some('p'), "param", Some("NAME=VALUE"),
-        "sets any param, replacing a default; NAME alone removes it; repeatable", REQUEST),
-    flag(Id::ScriptName, None, "script-name", Some("PREFIX"),
-        "the mount point: SCRIPT_NAME is PREFIX and PATH_INFO the rest of the path, as \
-         nginx's fastcgi_split_path_info makes them", REQUEST),
-    flag(Id::Count, Some('n'), "count", Some("N"),
-        "sends the request N times on one kept-open connection (FCGI_KEEP_CONN)", REQUEST),
-    flag(Id::Timeout, None, "timeout", Some("SECS"),
-        "gives up when an answer is not complete within SECS seconds (default 10)", ALL),
-    flag(Id::Include, Some('i'), "include", None,
-        "prints the status line and the headers before the body", REQUEST),
-    flag(Id::Timing, None, "timing", None,
-        "prints on stderr when the connection was made, the request sent, the first record \
-         received and END_REQUEST received", REQUEST),
-    flag(Id::Trace, None, "trace", None,
-        "prints every record both ways on stderr: time, type, request id, lengths, \
-         name-value pairs decoded, and what is wrong with it", ALL),
-    flag(Id::Fail, None, "fail", None, "exits 1 when the status is 400 or more", REQUEST),
-    flag(Id::Spawn, None, "spawn", Some("APP"),
-        "starts APP with a listening socket on its fd 0 and asks it, instead of ADDR", REQUEST),
-    flag(Id::Cwd, None, "cwd", Some("DIR"),
-        "with --spawn: APP's working directory (default /)", REQUEST),
-    flag(Id::Env, None, "env", Some("NAME=VALUE"),
-        "with --spawn: adds a variable to APP's environment (PATH alone otherwise); \
-         repeatable", REQUEST),
-    flag(Id::Path, None, "path", Some("PATH"),
-        "the status page's or ping path's path (default /status, /ping)", PAGES),
-    flag(Id::Json, None, "json", None, "the status as JSON (?json)", STATUS),
-    flag(Id::OpenMetrics, None, "openmetrics", None,
-        "the status as OpenMetrics text (?openmetrics, Accept: application/openmetrics-text)",
-        STATUS),
-    flag(Id::Full, None, "full", None, "one entry per worker besides the totals (&full)",
-        STATUS),
-    flag(Id::Help, Some('h'), "help", None, "prints this help", ALL),
+         'NAME:' with no value removes it; repeatable" },
+    Flag { id: Id::Param, short: Some('p'), long: "param", value: Some("NAME=VALUE"), on: REQUEST,
+        help: "sets any param, replacing a default; NAME alone removes it; repeatable" },
+    Flag { id: Id::ScriptName, short: None, long: "script-name", value: Some("PREFIX"), on: REQUEST,
+        help: "the mount point: SCRIPT_NAME is PREFIX and PATH_INFO the rest of the path, as \
+         nginx's fastcgi_split_path_info makes them" },
+    Flag { id: Id::Count, short: Some('n'), long: "count", value: Some("N"), on: REQUEST,
+        help: "sends the request N times on one kept-open connection (FCGI_KEEP_CONN)" },
+    Flag { id: Id::Timeout, short: None, long: "timeout", value: Some("SECS"), on: ALL,
+        help: "gives up when an answer is not complete within SECS seconds (default 10)" },
+    Flag { id: Id::Include, short: Some('i'), long: "include", value: None, on: REQUEST,
+        help: "prints the status line and the headers before the body" },
+    Flag { id: Id::Timing, short: None, long: "timing", value: None, on: REQUEST,
+        help: "prints on stderr when the connection was made, the request sent, the first record \
+         received and END_REQUEST received" },
+    Flag { id: Id::Trace, short: None, long: "trace", value: None, on: ALL,
+        help: "prints every record both ways on stderr: time, type, request id, lengths, \
+         name-value pairs decoded, and what is wrong with it" },
+    Flag { id: Id::Fail, short: None, long: "fail", value: None, on: REQUEST,
+        help: "exits 1 when the status is 400 or more" },
+    Flag { id: Id::Spawn, short: None, long: "spawn", value: Some("APP"), on: REQUEST,
+        help: "starts APP with a listening socket on its fd 0 and asks it, instead of ADDR" },
+    Flag { id: Id::Cwd, short: None, long: "cwd", value: Some("DIR"), on: REQUEST,
+        help: "with --spawn: APP's working directory (default /)" },
+    Flag { id: Id::Env, short: None, long: "env", value: Some("NAME=VALUE"), on: REQUEST,
+        help: "with --spawn: adds a variable to APP's environment (PATH alone otherwise); \
+         repeatable" },
+    Flag { id: Id::Path, short: None, long: "path", value: Some("PATH"), on: PAGES,
+        help: "the status page's or ping path's path (default /status, /ping)" },
+    Flag { id: Id::Json, short: None, long: "json", value: None, on: STATUS,
+        help: "the status as JSON (?json)" },
+    Flag { id: Id::OpenMetrics, short: None, long: "openmetrics", value: None, on: STATUS,
+        help: "the status as OpenMetrics text (?openmetrics, Accept: application/openmetrics-text)" },
+    Flag { id: Id::Full, short: None, long: "full", value: None, on: STATUS,
+        help: "one entry per worker besides the totals (&full)" },
+    Flag { id: Id::Help, short: Some('h'), long: "help", value: None, on: ALL,
+        help: "prints this help" },
 ];
 
 /// Parses the arguments after the program name.
