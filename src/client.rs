@@ -171,8 +171,8 @@ pub enum WireEvent<'a> {
     Sent(Record<'a>),
     /// A record the client read, its content without padding.
     Received(Record<'a>),
-    /// The peer closed the connection where a record was due; `partial`
-    /// bytes of an unfinished record had arrived.
+    /// The peer closed (or reset) the connection where a record was due;
+    /// `partial` bytes of an unfinished record had arrived.
     Closed {
         /// Bytes of the unfinished record (0 when the close fell between records).
         partial: usize,
@@ -571,7 +571,7 @@ fn read_record(
     observer: &mut Observer,
 ) -> io::Result<Header> {
     let mut head = [0u8; HEADER_LEN];
-    let got = read_full(reader, &mut head)?;
+    let got = read_full(reader, &mut head).inspect_err(|e| reset(observer, e, 0))?;
     if got < HEADER_LEN {
         return Err(closed(observer, got));
     }
@@ -583,7 +583,7 @@ fn read_record(
         }
     };
     content.resize(h.content_len as usize + h.padding_len as usize, 0);
-    let got = read_full(reader, content)?;
+    let got = read_full(reader, content).inspect_err(|e| reset(observer, e, HEADER_LEN))?;
     if got < content.len() {
         return Err(closed(observer, HEADER_LEN + got));
     }
@@ -593,6 +593,13 @@ fn read_record(
     };
     observer.notify(&WireEvent::Received(record));
     Ok(h)
+}
+
+/// Tells the observer of a connection reset by the peer: closed too.
+fn reset(observer: &mut Observer, e: &io::Error, partial: usize) {
+    if e.kind() == io::ErrorKind::ConnectionReset {
+        observer.notify(&WireEvent::Closed { partial });
+    }
 }
 
 /// Tells the observer that the peer closed the connection, and makes the error.

@@ -414,16 +414,8 @@ fn exit_4_when_the_connection_closes_mid_response() {
     let server = scripted::answer_and_close(scripted::stdout(b"Status: 200\r\n\r\npart"));
     let run = fcgi(&["request", "--trace", server.addr()]);
     assert_eq!((run.code, run.out().as_str()), (4, "part"));
-    assert!(
-        run.stderr
-            .contains("closed the connection after 4 body bytes, before END_REQUEST"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("!!  the connection closed before END_REQUEST")
-    );
+    run.assert_stderr(&["closed the connection after 4 body bytes, before END_REQUEST"]);
+    run.assert_stderr(&["!!  the connection closed before END_REQUEST"]);
 }
 
 #[test]
@@ -433,12 +425,7 @@ fn exit_4_on_a_bad_version() {
     let server = scripted::answer_and_close(bad.to_vec());
     let run = fcgi(&["request", "--trace", server.addr()]);
     assert_eq!(run.code, 4);
-    assert!(
-        run.stderr
-            .contains("a record header with version 2, and FastCGI has only version 1"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr(&["a record header with version 2, and FastCGI has only version 1"]);
     run.assert_stderr(&["!!  version 2 in a record header"]);
 }
 
@@ -447,10 +434,7 @@ fn exit_1_with_fail_on_an_error_status() {
     let echo = TestServer::echo();
     let run = fcgi(&["request", "--fail", addr(&echo), "/?status=503&size=2"]);
     assert_eq!((run.code, run.out().as_str()), (1, "ab"));
-    assert!(
-        run.stderr
-            .contains("the application answered 503 Service Unavailable (--fail)")
-    );
+    run.assert_stderr(&["the application answered 503 Service Unavailable (--fail)"]);
     let run = fcgi(&["request", addr(&echo), "/?status=503"]);
     assert_eq!(run.code, 0);
 }
@@ -462,10 +446,10 @@ fn usage_errors_and_unreadable_inputs_have_their_codes() {
     run.assert_stderr(&["'request' has no flag --no-such-flag"]);
     let run = fcgi(&["request", "-d", "@/nonexistent/body", "x.sock"]);
     assert_eq!(run.code, 66);
-    assert!(
-        run.stderr
-            .contains("cannot read the body file /nonexistent/body")
-    );
+    run.assert_stderr(&["cannot read the body file /nonexistent/body"]);
+    let run = fcgi(&["request", "--spawn", "/nonexistent/app.fcgi"]);
+    assert_eq!(run.code, 66);
+    run.assert_stderr(&["cannot start /nonexistent/app.fcgi: No such file"]);
 }
 
 #[test]
@@ -490,9 +474,10 @@ fn help_lists_the_commands_flags_and_exit_codes() {
 fn spawn_shows_a_missing_variable_and_env_fixes_it() {
     let app = example("needs_env");
     let app = app.to_str().unwrap();
-    let run = fcgi(&["request", "--spawn", app, "/"]);
+    let run = fcgi(&["request", "--trace", "--spawn", app, "/"]);
     assert_eq!(run.code, 4);
     run.assert_stderr(&[
+        "!!  the connection closed before END_REQUEST",
         "premature end of script headers",
         "needs_env exited with status 1 by itself, before SIGTERM",
         "app (stderr): needs_env: DATABASE_URL is not set",
@@ -512,10 +497,7 @@ fn spawn_shows_a_missing_variable_and_env_fixes_it() {
         "database: postgres://db/app\ncwd: /\nenvironment: DATABASE_URL PATH\n",
         "the environment holds PATH and --env only, and the directory is /"
     );
-    assert!(
-        run.stderr
-            .contains("needs_env was sent SIGTERM and exited with status 0")
-    );
+    run.assert_stderr(&["needs_env was sent SIGTERM and exited with status 0"]);
 }
 
 #[test]
