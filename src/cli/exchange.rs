@@ -121,7 +121,7 @@ pub(crate) fn serve(
     wire: &Shared,
 ) -> Result<Answer, Failure> {
     client.keep_conn(plan.count > 1);
-    let mut refused_status = None;
+    let mut failed_status = None;
     let mut last = None;
     for n in 1..=plan.count {
         if n > 1 {
@@ -129,11 +129,11 @@ pub(crate) fn serve(
         }
         let answer = one(client, plan, wire, n)?;
         if plan.fail && answer.head.status >= 400 {
-            refused_status.get_or_insert_with(|| answer.head.clone());
+            failed_status.get_or_insert_with(|| answer.head.clone());
         }
         last = Some(answer);
     }
-    match refused_status {
+    match failed_status {
         Some(head) => Err(Failure::new(
             Exit::Status,
             format!("the application answered {} (--fail)", status_text(&head)),
@@ -168,8 +168,7 @@ fn one(client: &mut Client, plan: &mut Plan, wire: &Shared, n: u32) -> Result<An
         }
     }
     let out = &mut plan.output;
-    out.head = None;
-    out.body = 0;
+    out.next_response();
     let got = client.receive_into(out);
     out.finish();
     if plan.timing {

@@ -33,6 +33,12 @@ impl Output {
         }
     }
 
+    /// Forgets the last response, before the next one on the connection.
+    pub(crate) fn next_response(&mut self) {
+        self.head = None;
+        self.body = 0;
+    }
+
     fn print(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.quiet {
             return Ok(());
