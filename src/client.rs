@@ -16,16 +16,16 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::fmt;
 use std::io::{self, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
-
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::protocol::{
-    self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, MAX_CONTENT_LEN,
-    ProtocolStatus, Role, push_record, record_type,
+    self, BeginRequest, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN, ProtocolStatus,
+    Record, Role, decode_record, push_record, record_type,
 };
 
 /// What an address names, in the syntax that [`Client::connect`] and
@@ -92,6 +92,127 @@ impl Read for &Stream {
     }
 }
 
+impl Stream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(d),
+            Stream::Tcp(s) => s.set_read_timeout(d),
+        }
+    }
+
+    fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(d),
+            Stream::Tcp(s) => s.set_write_timeout(d),
+        }
+    }
+}
+
+/// The stream, with each read and write limited to the time left before
+/// a deadline (when there is one).
+struct Timed<'a> {
+    stream: &'a Stream,
+    deadline: Option<Instant>,
+}
+
+impl Timed<'_> {
+    fn new(stream: &Stream, deadline: Option<Instant>) -> Timed<'_> {
+        Timed { stream, deadline }
+    }
+
+    /// The time left, or a `TimedOut` error when none is.
+    fn left(&self) -> io::Result<Option<Duration>> {
+        let Some(deadline) = self.deadline else {
+            return Ok(None);
+        };
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(Some(left)),
+            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed")),
+        }
+    }
+
+    /// A socket timeout shows up as `WouldBlock`; under a deadline it is
+    /// the deadline passing.
+    fn name_timeout(&self, e: io::Error) -> io::Error {
+        if self.deadline.is_some() && e.kind() == io::ErrorKind::WouldBlock {
+            io::Error::new(io::ErrorKind::TimedOut, "deadline passed")
+        } else {
+            e
+        }
+    }
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(left) = self.left()? {
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        self.stream.read(buf).map_err(|e| self.name_timeout(e))
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(left) = self.left()? {
+            self.stream.set_write_timeout(Some(left))?;
+        }
+        self.stream.write(buf).map_err(|e| self.name_timeout(e))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One event on the wire, as an observer set with [`Client::observe`]
+/// sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum WireEvent<'a> {
+    /// A record the client wrote (after the write).
+    Sent(Record<'a>),
+    /// A record the client read, its content without padding.
+    Received(Record<'a>),
+    /// The peer closed (or reset) the connection where a record was due;
+    /// `partial` bytes of an unfinished record had arrived.
+    Closed {
+        /// Bytes of the unfinished record (0 when the close fell between records).
+        partial: usize,
+    },
+    /// Eight bytes that do not decode as a record header (a version
+    /// other than 1).
+    BadHeader([u8; HEADER_LEN]),
+}
+
+type ObserverFn = Box<dyn FnMut(&WireEvent<'_>) + Send>;
+
+/// The record observer, if any.
+#[derive(Default)]
+struct Observer(Option<ObserverFn>);
+
+impl Observer {
+    fn notify(&mut self, event: &WireEvent<'_>) {
+        if let Some(f) = &mut self.0 {
+            f(event);
+        }
+    }
+
+    /// Tells of every record in `wire`, a run of whole records.
+    fn sent(&mut self, mut wire: &[u8]) {
+        if self.0.is_none() {
+            return;
+        }
+        while let Ok(Some((record, used))) = decode_record(wire) {
+            self.notify(&WireEvent::Sent(record));
+            wire = &wire[used..];
+        }
+    }
+}
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Observer" } else { "None" })
+    }
+}
+
 /// A connection to a FastCGI application.
 #[derive(Debug)]
 pub struct Client {
@@ -100,6 +221,31 @@ pub struct Client {
     request_id: u16,
     role: Role,
     out: Vec<u8>,
+    observer: Observer,
+    deadline: Option<Instant>,
+}
+
+/// The status line and headers of a response, once its header block is
+/// complete.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The HTTP status from the `Status` header (200 when absent).
+    pub status: u16,
+    /// The text after the code in the `Status` header (`Not Found`), if any.
+    pub reason: String,
+    /// The CGI response headers, `Status` excluded, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Where [`Client::receive_into`] delivers a response, piece by piece, as
+/// it arrives.
+pub trait ResponseSink {
+    /// The header block, parsed, once it is complete.
+    fn head(&mut self, head: &ResponseHead) -> io::Result<()>;
+    /// A piece of the body (the STDOUT stream after the header block).
+    fn body(&mut self, piece: &[u8]) -> io::Result<()>;
+    /// A piece of the STDERR stream.
+    fn stderr(&mut self, piece: &[u8]) -> io::Result<()>;
 }
 
 /// A response as the client received it.
@@ -130,19 +276,51 @@ impl ClientResponse {
     }
 }
 
+/// Collects the whole response, as [`Client::receive`] returns it.
+impl ResponseSink for ClientResponse {
+    fn head(&mut self, head: &ResponseHead) -> io::Result<()> {
+        self.status = head.status;
+        self.headers = head.headers.clone();
+        Ok(())
+    }
+
+    fn body(&mut self, piece: &[u8]) -> io::Result<()> {
+        self.body.extend_from_slice(piece);
+        Ok(())
+    }
+
+    fn stderr(&mut self, piece: &[u8]) -> io::Result<()> {
+        self.stderr.extend_from_slice(piece);
+        Ok(())
+    }
+}
+
 impl Client {
     /// Connects to a unix socket path or a TCP `HOST:PORT`, in the same
     /// syntax as [`Server::bind`](crate::Server::bind).
     pub fn connect(addr: &str) -> io::Result<Client> {
-        let stream = match Address::parse(addr) {
-            Address::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
-            Address::Tcp(spec) => {
-                let s = TcpStream::connect(spec)?;
-                s.set_nodelay(true)?;
-                Stream::Tcp(s)
-            }
+        match Address::parse(addr) {
+            Address::Unix(path) => Ok(Client::from_unix(UnixStream::connect(path)?)),
+            Address::Tcp(spec) => tcp_client(TcpStream::connect(spec)?),
+        }
+    }
+
+    /// Connects as [`connect`](Client::connect) does, giving up on a TCP
+    /// connection that is not made within `timeout`. (A unix socket
+    /// connects at once, or fails at once, unless its backlog is full.)
+    pub fn connect_timeout(addr: &str, timeout: Duration) -> io::Result<Client> {
+        let spec = match Address::parse(addr) {
+            Address::Unix(path) => return Ok(Client::from_unix(UnixStream::connect(path)?)),
+            Address::Tcp(spec) => spec,
         };
-        Ok(Client::new(stream))
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "the name resolves to nothing");
+        for a in spec.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&a, timeout) {
+                Ok(s) => return tcp_client(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// A client over a connected unix stream.
@@ -162,7 +340,26 @@ impl Client {
             request_id: 1,
             role: Role::Responder,
             out: Vec::with_capacity(8192),
+            observer: Observer::default(),
+            deadline: None,
         }
+    }
+
+    /// Calls `f` with every record sent and received from now on, and
+    /// when the peer closes the connection or sends a bad header: for
+    /// tracing a conversation.
+    pub fn observe(&mut self, f: impl FnMut(&WireEvent<'_>) + Send + 'static) -> &mut Self {
+        self.observer = Observer(Some(Box::new(f)));
+        self
+    }
+
+    /// Makes every read and write fail with `TimedOut` once `deadline`
+    /// has passed (`None`: no deadline). While set, it takes the place of
+    /// [`set_timeout`](Client::set_timeout); once cleared, the socket keeps
+    /// the last timeout it set, until `set_timeout` is called again.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) -> &mut Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Asks the application to keep the connection open after each
@@ -186,16 +383,8 @@ impl Client {
 
     /// Sets a read and write timeout on the connection.
     pub fn set_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        match &self.stream {
-            Stream::Unix(s) => {
-                s.set_read_timeout(d)?;
-                s.set_write_timeout(d)
-            }
-            Stream::Tcp(s) => {
-                s.set_read_timeout(d)?;
-                s.set_write_timeout(d)
-            }
-        }
+        self.stream.set_read_timeout(d)?;
+        self.stream.set_write_timeout(d)
     }
 
     /// Sends one request (params, then `body` as STDIN) and reads the
@@ -252,49 +441,61 @@ impl Client {
                 break;
             }
             if self.out.len() >= 256 * 1024 {
-                (&self.stream).write_all(&self.out)?;
-                self.out.clear();
+                self.write_out()?;
             }
         }
         push_record(&mut self.out, record_type::STDIN, id, b"");
-        (&self.stream).write_all(&self.out)
+        self.write_out()
+    }
+
+    /// Writes the records in `out`, tells the observer of them, and
+    /// empties `out`.
+    fn write_out(&mut self) -> io::Result<()> {
+        Timed::new(&self.stream, self.deadline).write_all(&self.out)?;
+        self.observer.sent(&self.out);
+        self.out.clear();
+        Ok(())
     }
 
     /// Reads the response to the request last sent, up to its END_REQUEST.
     pub fn receive(&mut self) -> io::Result<ClientResponse> {
-        let mut reader = BufReader::with_capacity(128 * 1024, &self.stream);
-        let mut stdout = Vec::new();
         let mut res = ClientResponse::default();
-        let mut content = vec![0u8; MAX_CONTENT_LEN + 255];
+        let end = self.receive_into(&mut res)?;
+        res.app_status = end.app_status;
+        res.protocol_status = end.protocol_status;
+        Ok(res)
+    }
+
+    /// Reads the response to the request last sent, up to its
+    /// END_REQUEST, handing its parts to `sink` as they arrive: the body
+    /// streams through in pieces instead of being collected. Returns the
+    /// END_REQUEST body. Records for other request ids are skipped, as the
+    /// spec says.
+    pub fn receive_into(&mut self, sink: &mut impl ResponseSink) -> io::Result<EndRequest> {
+        let id = self.request_id;
+        let timed = Timed::new(&self.stream, self.deadline);
+        let mut reader = BufReader::with_capacity(128 * 1024, timed);
+        let mut content = Vec::new();
+        let mut head = HeadParser::default();
         loop {
-            let mut head = [0u8; HEADER_LEN];
-            reader.read_exact(&mut head)?;
-            let h = Header::decode(&head)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-                .expect("a whole header");
-            let body = &mut content[..h.content_len as usize + h.padding_len as usize];
-            reader.read_exact(body)?;
-            let body = &body[..h.content_len as usize];
-            if h.request_id != self.request_id {
+            let h = read_record(&mut reader, &mut content, &mut self.observer)?;
+            if h.request_id != id {
                 continue;
             }
+            let body = &content[..h.content_len as usize];
             match h.record_type {
-                record_type::STDOUT => stdout.extend_from_slice(body),
-                record_type::STDERR => res.stderr.extend_from_slice(body),
+                record_type::STDOUT => head.feed(body, sink)?,
+                record_type::STDERR => sink.stderr(body)?,
                 record_type::END_REQUEST => {
-                    let end = EndRequest::decode(body)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    res.app_status = end.app_status;
-                    res.protocol_status = end.protocol_status;
-                    break;
+                    let end = EndRequest::decode(body).map_err(invalid)?;
+                    if end.protocol_status == u8::from(ProtocolStatus::RequestComplete) {
+                        head.finish()?;
+                    }
+                    return Ok(end);
                 }
                 _ => {}
             }
         }
-        if res.protocol_status == u8::from(ProtocolStatus::RequestComplete) {
-            parse_cgi(&stdout, &mut res)?;
-        }
-        Ok(res)
     }
 
     /// Asks for `FCGI_GET_VALUES` and returns the pairs the application
@@ -306,14 +507,10 @@ impl Client {
         }
         self.out.clear();
         push_record(&mut self.out, record_type::GET_VALUES, 0, &body);
-        (&self.stream).write_all(&self.out)?;
-        let mut head = [0u8; HEADER_LEN];
-        (&self.stream).read_exact(&mut head)?;
-        let h = Header::decode(&head)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-            .expect("a whole header");
-        let mut content = vec![0u8; h.content_len as usize + h.padding_len as usize];
-        (&self.stream).read_exact(&mut content)?;
+        self.write_out()?;
+        let mut content = Vec::new();
+        let mut timed = Timed::new(&self.stream, self.deadline);
+        let h = read_record(&mut timed, &mut content, &mut self.observer)?;
         if h.record_type != record_type::GET_VALUES_RESULT {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -325,7 +522,7 @@ impl Client {
         }
         protocol::Pairs::new(&content[..h.content_len as usize], u32::MAX)
             .map(|p| {
-                let (n, v) = p.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let (n, v) = p.map_err(invalid)?;
                 Ok((
                     String::from_utf8_lossy(n).into_owned(),
                     String::from_utf8_lossy(v).into_owned(),
@@ -355,33 +552,140 @@ fn push_stream(out: &mut Vec<u8>, rtype: u8, id: u16, data: &[u8]) {
     }
 }
 
-/// Splits a CGI response into status, headers and body.
-fn parse_cgi(stdout: &[u8], res: &mut ClientResponse) -> io::Result<()> {
-    let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
-    let (end, sep) = match (find(stdout, b"\r\n\r\n"), find(stdout, b"\n\n")) {
+fn invalid(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+fn tcp_client(stream: TcpStream) -> io::Result<Client> {
+    stream.set_nodelay(true)?;
+    Ok(Client::from_tcp(stream))
+}
+
+/// Reads one record into `content` (padding included) and tells the
+/// observer of it. The end of the stream where a record was due is
+/// `UnexpectedEof`; a header that does not decode is `InvalidData`
+/// carrying the [`protocol::Error`].
+fn read_record(
+    reader: &mut impl Read,
+    content: &mut Vec<u8>,
+    observer: &mut Observer,
+) -> io::Result<Header> {
+    let mut head = [0u8; HEADER_LEN];
+    let got = read_full(reader, &mut head).inspect_err(|e| reset(observer, e, 0))?;
+    if got < HEADER_LEN {
+        return Err(closed(observer, got));
+    }
+    let h = match Header::decode(&head) {
+        Ok(h) => h.expect("a whole header"),
+        Err(e) => {
+            observer.notify(&WireEvent::BadHeader(head));
+            return Err(invalid(e));
+        }
+    };
+    content.resize(h.content_len as usize + h.padding_len as usize, 0);
+    let got = read_full(reader, content).inspect_err(|e| reset(observer, e, HEADER_LEN))?;
+    if got < content.len() {
+        return Err(closed(observer, HEADER_LEN + got));
+    }
+    let record = Record {
+        header: h,
+        content: &content[..h.content_len as usize],
+    };
+    observer.notify(&WireEvent::Received(record));
+    Ok(h)
+}
+
+/// Tells the observer of a connection reset by the peer: closed too.
+fn reset(observer: &mut Observer, e: &io::Error, partial: usize) {
+    if e.kind() == io::ErrorKind::ConnectionReset {
+        observer.notify(&WireEvent::Closed { partial });
+    }
+}
+
+/// Tells the observer that the peer closed the connection, and makes the error.
+fn closed(observer: &mut Observer, partial: usize) -> io::Error {
+    observer.notify(&WireEvent::Closed { partial });
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the connection closed before END_REQUEST",
+    )
+}
+
+/// Finds the header block at the start of the STDOUT stream as it
+/// arrives, then passes the rest through as the body.
+#[derive(Default)]
+struct HeadParser {
+    /// The stream so far, while the header block is incomplete.
+    pending: Vec<u8>,
+    done: bool,
+}
+
+impl HeadParser {
+    fn feed(&mut self, piece: &[u8], sink: &mut impl ResponseSink) -> io::Result<()> {
+        if self.done {
+            return sink.body(piece);
+        }
+        // A blank line that ends in `piece` starts at most 3 bytes before it.
+        let from = self.pending.len().saturating_sub(3);
+        self.pending.extend_from_slice(piece);
+        let Some((end, sep)) = blank_line(&self.pending, from) else {
+            return Ok(());
+        };
+        self.done = true;
+        sink.head(&parse_head(&self.pending[..end])?)?;
+        let body = &self.pending[end + sep..];
+        if body.is_empty() {
+            Ok(())
+        } else {
+            sink.body(body)
+        }
+    }
+
+    fn finish(&self) -> io::Result<()> {
+        if self.done {
+            Ok(())
+        } else {
+            Err(invalid("no blank line after the response headers"))
+        }
+    }
+}
+
+/// The first blank line in `buf` at or after `from`: where it starts,
+/// and its length (`\r\n\r\n` or `\n\n`).
+fn blank_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let rest = &buf[from..];
+    let found = match (find(rest, b"\r\n\r\n"), find(rest, b"\n\n")) {
         (Some(a), Some(b)) if b < a => (b, 2),
         (Some(a), _) => (a, 4),
         (None, Some(b)) => (b, 2),
-        (None, None) => return Err(invalid("no blank line after the response headers")),
+        (None, None) => return None,
     };
-    res.status = 200;
-    let head = std::str::from_utf8(&stdout[..end]).map_err(|_| invalid("headers not UTF-8"))?;
-    for line in head.lines().filter(|l| !l.is_empty()) {
+    Some((from + found.0, found.1))
+}
+
+/// Parses a CGI header block (without its blank line).
+fn parse_head(block: &[u8]) -> io::Result<ResponseHead> {
+    let text = std::str::from_utf8(block).map_err(|_| invalid("headers not UTF-8"))?;
+    let mut head = ResponseHead {
+        status: 200,
+        ..ResponseHead::default()
+    };
+    for line in text.lines().filter(|l| !l.is_empty()) {
         let (name, value) = line
             .split_once(':')
             .ok_or_else(|| invalid("header without ':'"))?;
         let value = value.trim().to_owned();
         if name.eq_ignore_ascii_case("Status") {
-            res.status = value
+            head.status = value
                 .get(..3)
                 .and_then(|c| c.parse().ok())
                 .ok_or_else(|| invalid("bad Status header"))?;
+            head.reason = value[3..].trim().to_owned();
         } else {
-            res.headers.push((name.to_owned(), value));
+            head.headers.push((name.to_owned(), value));
         }
     }
-    res.body = stdout[end + sep..].to_vec();
-    Ok(())
+    Ok(head)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -408,5 +712,55 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(Address::parse(input), want, "input {input}");
         }
+    }
+
+    /// The STDOUT stream split at every size gives the same response.
+    #[test]
+    fn the_head_is_found_however_the_stream_is_split() {
+        type Case<'a> = (&'a [u8], u16, &'a str, usize, &'a [u8]);
+        let cases: [Case<'_>; 4] = [
+            (
+                b"Status: 404 Not Found\r\nX-A: 1\r\n\r\nbody\n\nmore",
+                404,
+                "Not Found",
+                1,
+                b"body\n\nmore",
+            ),
+            (b"X-A: 1\n\nbody\r\n\r\n", 200, "", 1, b"body\r\n\r\n"),
+            (b"Status: 201\r\n\r\n", 201, "", 0, b""),
+            (b"X-A: 1\r\n\nbody", 200, "", 1, b"body"),
+        ];
+        for (stream, status, reason, headers, body) in cases {
+            for size in 1..=stream.len() {
+                let mut res = ClientResponse::default();
+                let mut parser = HeadParser::default();
+                for piece in stream.chunks(size) {
+                    parser.feed(piece, &mut res).unwrap();
+                }
+                parser.finish().unwrap();
+                let what = format!(
+                    "{:?} in pieces of {size}",
+                    stream.escape_ascii().to_string()
+                );
+                assert_eq!((res.status, res.headers.len()), (status, headers), "{what}");
+                assert_eq!(res.body, body, "{what}");
+                assert_eq!(
+                    parse_head(&stream[..stream.len() - body.len()])
+                        .unwrap()
+                        .reason,
+                    reason
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_without_a_blank_line_has_no_head() {
+        let mut res = ClientResponse::default();
+        let mut parser = HeadParser::default();
+        parser.feed(b"Status: 200\r\nbody", &mut res).unwrap();
+        assert!(parser.finish().is_err());
+        assert!(parse_head(b"no colon").is_err());
+        assert!(parse_head(b"Status: x").is_err());
     }
 }

@@ -46,6 +46,11 @@ mod sys;
 pub mod client;
 pub mod protocol;
 
+/// The `fcgi` command-line tool, which `src/bin/fcgi.rs` runs; not part
+/// of the API.
+#[doc(hidden)]
+pub mod cli;
+
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -567,3 +567,14 @@ pub(crate) fn signal_name(sig: libc::c_int) -> &'static str {
         _ => "a signal",
     }
 }
+
+/// Sends SIGTERM to process `pid`: how a web server stops the FastCGI
+/// program it started. The caller must not yet have reaped `pid` (with
+/// `wait`), so that the id still names its child and not a process that
+/// took the number over.
+pub(crate) fn terminate(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "no such process id"))?;
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    cvt(unsafe { libc::kill(pid, libc::SIGTERM) }).map(drop)
+}
