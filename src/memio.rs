@@ -190,7 +190,7 @@ pub fn check_connection(data: &[u8]) {
     let (sizes, input) = rest.split_at(n.min(rest.len()));
     let sizes: Vec<usize> = sizes.iter().map(|&b| usize::from(b) * 3 + 1).collect();
     let cfg = Config {
-        workers: 2,
+        workers: Some(2),
         max_params_bytes: 8192,
         max_params: 64,
         max_records: 256,

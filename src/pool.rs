@@ -10,6 +10,7 @@
 //! Workers start as load needs them, up to the configured number.
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use crate::listener::{AllowList, Listener};
 use crate::log::log;
 use crate::poller::{Conn, Poller, Ready};
 use crate::serve::{Handler, Outcome, serve};
-use crate::sys::{EventFd, Socket};
+use crate::sys::{self, EventFd, Socket};
 
 /// What the pool is started with, besides the handler and the socket.
 pub(crate) struct Settings {
@@ -48,6 +49,8 @@ struct Shared {
     max_requests: Option<u64>,
     workers: Workers,
     acceptor: Acceptor,
+    /// Fires when a worker wants another started (see [`Running::supervise`]).
+    grow: EventFd,
 }
 
 /// The worker threads: how many started, how many wait in the poller.
@@ -58,7 +61,10 @@ struct Workers {
     started: AtomicUsize,
     /// Workers waiting in the poller for a ready connection.
     idle: AtomicUsize,
-    max: usize,
+    /// The most workers there may be; 0 until the supervisor has counted
+    /// it (the default needs the CPU quota read, which the first request
+    /// does not wait for).
+    max: AtomicUsize,
 }
 
 /// A running pool. [`Running::shut_down`] ends it.
@@ -76,7 +82,6 @@ pub(crate) fn start(
     listener: Listener,
     stop: Arc<EventFd>,
 ) -> io::Result<Running> {
-    use std::os::fd::{AsFd, AsRawFd};
     let Settings {
         cfg,
         idle_timeout,
@@ -97,8 +102,9 @@ pub(crate) fn start(
             spawner: Mutex::new(Some(done_tx)),
             started: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
-            max: cfg.workers,
+            max: AtomicUsize::new(0),
         },
+        grow: EventFd::new()?,
         cfg,
         handler,
         stopping: AtomicBool::new(false),
@@ -113,6 +119,29 @@ pub(crate) fn start(
 }
 
 impl Running {
+    /// Starts workers as the running ones ask for them, until `stop`
+    /// fires. Threads are started here, on the thread that called `run`,
+    /// so that starting one is never in the way of a request.
+    pub(crate) fn supervise(&self, stop: &EventFd) {
+        let shared = &self.shared;
+        let max = shared.cfg.workers();
+        shared.workers.max.store(max, Ordering::Relaxed);
+        loop {
+            match sys::poll_readable(&[stop.as_fd(), shared.grow.as_fd()], None) {
+                Ok([true, _]) => return,
+                Ok([false, true]) => {
+                    shared.grow.drain();
+                    grow(shared);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log(&format!("waiting for shutdown failed: {e}"));
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
     /// Stops accepting, lets the workers finish the requests in flight
     /// within `grace`, and returns (without the workers still running).
     pub(crate) fn shut_down(self, grace: Duration) {
@@ -144,23 +173,20 @@ impl Running {
 /// go on.
 fn grow(shared: &Arc<Shared>) {
     let w = &shared.workers;
-    if w.idle.load(Ordering::SeqCst) > 0 || w.started.load(Ordering::SeqCst) >= w.max {
+    let started = w.started.load(Ordering::SeqCst);
+    if w.idle.load(Ordering::SeqCst) > 0 || (started > 0 && started >= shared.cfg.workers()) {
         return;
     }
     let guard = w.spawner.lock().unwrap_or_else(|e| e.into_inner());
     let Some(done) = guard.as_ref() else {
         return;
     };
-    let i = w.started.load(Ordering::SeqCst);
-    if i >= w.max {
-        return;
-    }
     // Counted (and idle) before it runs: it may take a connection at once.
     w.started.fetch_add(1, Ordering::SeqCst);
     w.idle.fetch_add(1, Ordering::SeqCst);
     let (shared2, done) = (Arc::clone(shared), done.clone());
     let spawned = thread::Builder::new()
-        .name(format!("fcgi-worker-{i}"))
+        .name(format!("fcgi-worker-{started}"))
         .spawn(move || {
             work(&shared2);
             // Before `done`: whoever learns that all workers are gone then
@@ -171,7 +197,15 @@ fn grow(shared: &Arc<Shared>) {
     if let Err(e) = spawned {
         w.started.fetch_sub(1, Ordering::SeqCst);
         w.idle.fetch_sub(1, Ordering::SeqCst);
-        log(&format!("cannot start worker thread {i}: {e}"));
+        log(&format!("cannot start worker thread {started}: {e}"));
+    }
+}
+
+impl Workers {
+    /// Whether the pool is not full (or not yet known to be).
+    fn may_grow(&self) -> bool {
+        let max = self.max.load(Ordering::Relaxed);
+        max == 0 || self.started.load(Ordering::Relaxed) < max
     }
 }
 
@@ -210,9 +244,10 @@ fn work(shared: &Arc<Shared>) {
     let mut bufs = Buffers::new();
     let idle = &shared.workers.idle;
     while let Some(ready) = shared.poller.next() {
-        // The last worker watching the poller leaves it: start another.
-        if idle.fetch_sub(1, Ordering::SeqCst) == 1 {
-            grow(shared);
+        // The last worker watching the poller leaves it: have another
+        // started, if the pool is not full.
+        if idle.fetch_sub(1, Ordering::SeqCst) == 1 && shared.workers.may_grow() {
+            shared.grow.notify();
         }
         match ready {
             Ready::Conn(conn) => serve_conn(shared, &mut bufs, conn),

@@ -153,7 +153,12 @@ impl<'a> Response<'a> {
                 break;
             }
         }
-        for part in [b"Status: ", &digits[at..], b" ", reason(self.status).as_bytes()] {
+        for part in [
+            b"Status: ",
+            &digits[at..],
+            b" ",
+            reason(self.status).as_bytes(),
+        ] {
             self.out.append(part);
         }
         self.out.append(b"\r\n");

@@ -232,7 +232,7 @@ mod tests {
 
     fn test_config() -> Config {
         Config {
-            workers: 4,
+            workers: Some(4),
             max_params_bytes: 4096,
             ..Config::default()
         }

@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
+
 use std::time::Duration;
 
 use crate::cgi::{self, Cgi};
@@ -54,11 +54,10 @@ pub struct Server<H> {
 }
 
 /// The number of workers unless [`Server::workers`] says otherwise: four
-/// per CPU, at least 4 and at most 64.
+/// per CPU, at least 4 and at most 64. (Counted once, when first needed:
+/// not before the first request is answered.)
 pub fn default_workers() -> usize {
-    thread::available_parallelism()
-        .map_or(8, |n| n.get() * 4)
-        .clamp(4, 64)
+    crate::connection::default_workers()
 }
 
 impl<H> Server<H>
@@ -73,10 +72,7 @@ where
     pub fn new(handler: H) -> Server<H> {
         Server {
             handler,
-            cfg: Config {
-                workers: default_workers(),
-                ..Config::default()
-            },
+            cfg: Config::default(),
             bind: None,
             listener: None,
             socket_mode: 0o660,
@@ -128,7 +124,7 @@ where
     /// them, up to this number, and then stay; an idle server holds one.
     /// Idle keep-alive connections do not occupy a worker.
     pub fn workers(mut self, n: usize) -> Self {
-        self.cfg.workers = n.max(1);
+        self.cfg.workers = Some(n.max(1));
         self
     }
 
@@ -326,7 +322,7 @@ where
             listener,
             Arc::clone(&stop),
         )?;
-        wait_for_stop(&stop);
+        running.supervise(&stop);
         if let Some(sig) = sys::stop_signal() {
             log(&format!(
                 "{} received; finishing requests in flight",
@@ -345,7 +341,7 @@ impl<H> fmt::Debug for Server<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("bind", &self.bind)
-            .field("workers", &self.cfg.workers)
+            .field("workers", &self.cfg.workers())
             .field("roles", &self.cfg.roles)
             .field("read_timeout", &self.cfg.read_timeout)
             .field("write_timeout", &self.write_timeout)
@@ -353,20 +349,6 @@ impl<H> fmt::Debug for Server<H> {
             .field("grace_period", &self.grace)
             .field("max_requests", &self.max_requests)
             .finish_non_exhaustive()
-    }
-}
-
-/// Blocks until `stop` fires (a signal, a shutdown handle, max_requests).
-fn wait_for_stop(stop: &EventFd) {
-    loop {
-        match sys::poll_readable(&[stop.as_fd()], None) {
-            Ok([true, _]) => return,
-            Ok(_) => {}
-            Err(e) => {
-                log(&format!("waiting for shutdown failed: {e}"));
-                thread::sleep(Duration::from_millis(100));
-            }
-        }
     }
 }
 

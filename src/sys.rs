@@ -292,9 +292,17 @@ impl EventFd {
         Ok(EventFd { fd })
     }
 
-    /// Makes the eventfd readable, for good: nobody drains it.
+    /// Makes the eventfd readable, until [`drain`](EventFd::drain).
     pub(crate) fn notify(&self) {
         notify_raw(self.fd.as_raw_fd());
+    }
+
+    /// Makes it not readable again (resets its counter).
+    pub(crate) fn drain(&self) {
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live 8-byte buffer; the fd
+        // is open (and non-blocking, so an empty counter is just EAGAIN).
+        unsafe { libc::read(self.fd.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
     }
 }
 

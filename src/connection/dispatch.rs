@@ -166,7 +166,7 @@ fn management(io: &dyn Transport, h: &Header, content: &[u8], cfg: &Config) -> R
         return Ok(write_all(io, &mut [IoSlice::new(&reply)])?);
     }
     let mut body = Vec::with_capacity(96);
-    let workers = cfg.workers.to_string();
+    let workers = cfg.workers().to_string();
     for pair in Pairs::new(content, cfg.max_params_bytes as u32) {
         let (name, _) = pair?;
         let value = match name {

@@ -22,6 +22,7 @@ pub(crate) mod transport;
 
 use std::fmt;
 use std::io;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::protocol::{self, Role};
@@ -56,7 +57,8 @@ impl Roles {
 /// The settings the connection obeys.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    pub(crate) workers: usize,
+    /// The pool's size; `None`: [`default_workers`].
+    pub(crate) workers: Option<usize>,
     pub(crate) roles: Roles,
     /// Limits on one request before its handler runs.
     pub(crate) max_params_bytes: usize,
@@ -72,7 +74,7 @@ pub(crate) struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            workers: 1,
+            workers: None,
             roles: Roles::RESPONDER,
             max_params_bytes: 1 << 20,
             max_params: 1000,
@@ -82,6 +84,25 @@ impl Default for Config {
             debug: false,
         }
     }
+}
+
+impl Config {
+    /// The number of workers.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(default_workers)
+    }
+}
+
+/// Four workers per CPU, at least 4 and at most 64; counted once, when
+/// first needed (reading the CPU quota takes several system calls, which
+/// a process started for one request need not make before answering it).
+pub(crate) fn default_workers() -> usize {
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(8, |n| n.get() * 4)
+            .clamp(4, 64)
+    })
 }
 
 /// What the connection asks of the server around it.

@@ -31,9 +31,12 @@ pub(crate) struct OutBufs {
 }
 
 impl OutBufs {
+    /// Small at first (a worker that only ever answers small responses
+    /// touches no more memory than it needs); the STDOUT buffer grows, once,
+    /// to what a large response needs: [`FLUSH_AT`] and a record.
     pub(crate) fn new() -> OutBufs {
         OutBufs {
-            out: Vec::with_capacity(FLUSH_AT + MAX_CONTENT + 2 * HEADER_LEN + 8),
+            out: Vec::with_capacity(8 * 1024),
             err: Vec::with_capacity(1024),
         }
     }
