@@ -29,6 +29,8 @@
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;
+#[cfg(feature = "http")]
+mod adapter;
 mod address;
 mod cgi;
 mod connection;
@@ -51,6 +53,10 @@ pub mod fuzzing {
     pub use crate::memio::check_connection;
 }
 
+#[cfg(feature = "http")]
+pub use adapter::http;
+#[cfg(feature = "tower")]
+pub use adapter::tower;
 pub use protocol::Role;
 pub use request::{Params, Request};
 pub use response::{Response, Stderr};
