@@ -355,3 +355,34 @@ pub fn raise_fd_limit(n: u64) {
         .is_ok_and(|s| s.success());
     assert!(ok && want >= n, "cannot raise the descriptor limit to {n}");
 }
+
+/// One test per echo application this build has: `examples/echo`, and
+/// the same application on the adapters (`http_echo`, `axum_echo`) when
+/// their cargo feature is on. Each `name => check;` makes a module `name`
+/// with a test per application, calling `check` (a `fn(&str)`, in the
+/// calling file) with the example's name.
+#[allow(unused_macros)]
+macro_rules! each_echo_app {
+    ($($name:ident => $check:ident;)*) => {$(
+        mod $name {
+            #[test]
+            fn echo() {
+                super::$check("echo")
+            }
+
+            #[cfg(feature = "http")]
+            #[test]
+            fn http_echo() {
+                super::$check("http_echo")
+            }
+
+            #[cfg(feature = "tower")]
+            #[test]
+            fn axum_echo() {
+                super::$check("axum_echo")
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use each_echo_app;
