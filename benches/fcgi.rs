@@ -51,7 +51,7 @@ fn main() {
         .flat_map(|w| w[1].split(',').map(str::to_owned).collect::<Vec<_>>())
         .collect();
     let (rounds, secs, starts) = if smoke { (1, 0.2, 2) } else { (5, 1.0, 15) };
-    let cfg = Bench {
+    let mut cfg = Bench {
         rounds,
         secs,
         starts,
@@ -59,15 +59,24 @@ fn main() {
         only,
     };
     let apps = build_examples();
+    cfg.others.extend(Other::adapters(&apps));
     cfg.run(&apps);
 }
 
-/// Builds the example applications in release mode; returns their directory.
+/// Builds the example applications in release mode, those on the adapters
+/// too (feature `tower`, which brings `http`); returns their directory.
 fn build_examples() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = Command::new(cargo)
-        .args(["build", "--release", "--examples", "--quiet"])
+        .args([
+            "build",
+            "--release",
+            "--examples",
+            "--quiet",
+            "--features",
+            "tower",
+        ])
         .current_dir(manifest)
         .status()
         .expect("cargo");
@@ -151,6 +160,9 @@ struct Other {
     name: String,
     hello: Vec<String>,
     echo: Vec<String>,
+    /// One of the project's adapters: its targets are ratios to the plain
+    /// closure (`examples/hello`, `examples/echo`), not to the raw server.
+    adapter: Option<[&'static str; 5]>,
 }
 
 impl Other {
@@ -162,7 +174,28 @@ impl Other {
             name: name.to_owned(),
             hello: argv(hello),
             echo: argv(echo),
+            adapter: None,
         }
+    }
+
+    /// The `http` and `tower` adapters' hello and echo, run beside the
+    /// plain closure in every scenario.
+    fn adapters(apps: &Path) -> Vec<Other> {
+        let app = |name: &str| vec![apps.join(name).to_string_lossy().into_owned()];
+        vec![
+            Other {
+                name: "http adapter".into(),
+                hello: app("http_hello"),
+                echo: app("http_echo"),
+                adapter: Some([">= 0.85", ">= 0.85", ">= 0.85", ">= 0.80", ">= 0.80"]),
+            },
+            Other {
+                name: "tower adapter (axum)".into(),
+                hello: app("axum_hello"),
+                echo: app("axum_echo"),
+                adapter: Some([">= 0.60", ">= 0.60", ">= 0.60", ">= 0.80", ">= 0.80"]),
+            },
+        ]
     }
 }
 
@@ -632,7 +665,13 @@ impl Bench {
             }
             let (o, r) = (median(&mut ours), median(&mut raw));
             for (i, t) in theirs.iter_mut().enumerate() {
-                other_ratios[i].push(median(t) / r);
+                // The adapters against the plain closure, others against raw.
+                let base = if self.others[i].adapter.is_some() {
+                    o
+                } else {
+                    r
+                };
+                other_ratios[i].push(median(t) / base);
             }
             let unit = if s.bytes { "MB/s" } else { "req/s" };
             println!(
@@ -736,34 +775,59 @@ impl Bench {
         median(&mut times)
     }
 
-    /// The other implementations' ratios to the same raw runs.
+    /// The other implementations' ratios to the same raw runs, then the
+    /// adapters' to the plain closure's.
     fn print_others(&self, apps: &Path, ratios: &[Vec<f64>], peaks: &[u64], fair: &[f64]) {
-        if self.others.is_empty() {
-            return;
+        for adapters in [false, true] {
+            let chosen: Vec<usize> = (0..self.others.len())
+                .filter(|&i| self.others[i].adapter.is_some() == adapters)
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            if adapters {
+                println!(
+                    "\nadapters, ratio to the plain closure (examples/hello, examples/echo) of the same rounds:"
+                );
+            } else {
+                println!("\nother implementations, ratio to the raw server of the same rounds:");
+            }
+            print!("{:<24}", "");
+            for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
+                print!(" {:>6}", s.name);
+            }
+            println!("  S6 idle (private) / peak MiB    S7 ms  S2 slowest conn / mean");
+            for i in chosen {
+                self.print_other(apps, i, (&ratios[i], peaks[i], fair[i]));
+            }
         }
-        println!("\nother implementations, ratio to the raw server of the same rounds:");
-        print!("{:<24}", "");
-        for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
-            print!(" {:>6}", s.name);
+    }
+
+    fn print_other(&self, apps: &Path, i: usize, (ratios, peak, fair): (&[f64], u64, f64)) {
+        let o = &self.others[i];
+        print!("{:<24}", o.name);
+        for r in ratios {
+            if r.is_nan() {
+                print!(" {:>6}", "failed");
+            } else {
+                print!(" {r:>6.2}");
+            }
         }
-        println!("  S6 idle (private) / peak MiB    S7 ms  S2 slowest conn / mean");
-        for (i, o) in self.others.iter().enumerate() {
-            print!("{:<24}", o.name);
-            for r in &ratios[i] {
-                if r.is_nan() {
-                    print!(" {:>6}", "failed");
-                } else {
-                    print!(" {r:>6.2}");
+        let (idle, private) = self.idle_rss_of(Kind::Other(i), apps);
+        let (idle, private) = (idle as f64 / 1024.0, private as f64 / 1024.0);
+        let start = self.start_ms(Kind::Other(i), apps);
+        println!(
+            "  {idle:>5.2} ({private:.2}) / {:<6.2} {start:>8.2}  {fair:>6.2}",
+            peak as f64 / 1024.0,
+        );
+        if let Some(targets) = o.adapter {
+            print!("{:<24}", "  target");
+            for (s, t) in SCENARIOS.iter().zip(targets) {
+                if self.wants(s.name) {
+                    print!(" {:>6}", t.trim_start_matches(">= "));
                 }
             }
-            let (idle, private) = self.idle_rss_of(Kind::Other(i), apps);
-            let (idle, private) = (idle as f64 / 1024.0, private as f64 / 1024.0);
-            let start = self.start_ms(Kind::Other(i), apps);
-            println!(
-                "  {idle:>5.2} ({private:.2}) / {:<6.2} {start:>8.2}  {:>6.2}",
-                peaks[i] as f64 / 1024.0,
-                fair[i]
-            );
+            println!();
         }
     }
 }
