@@ -18,13 +18,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request};
 use axum::response::Response;
 use fcgi_server::tower::{RawParams, Stderr};
-use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body::{Body as _, Frame};
 
 #[path = "common/mod.rs"]
 mod common;
 #[path = "echo/contract.rs"]
 mod contract;
+#[path = "echo/http_head.rs"]
+mod http_head;
 
 use contract::{Ask, Digest};
 
@@ -48,17 +49,7 @@ async fn echo(
     if ask.panic {
         panic!("{}", contract::PANIC);
     }
-    let mut res = Response::new(Body::empty());
-    if let Some(code) = ask.status.and_then(|c| StatusCode::from_u16(c).ok()) {
-        *res.status_mut() = code;
-    }
-    let headers = res.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    if let Some((name, value)) = ask.header {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            headers.append(n, v);
-        }
-    }
+    let mut res = http_head::response(&ask, Body::empty());
     let posted = contract::posted(req.method().as_str());
     let mut body = req.into_body();
     *res.body_mut() = if let Some(size) = ask.size {

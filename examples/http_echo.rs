@@ -11,12 +11,14 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use fcgi_server::http::{Body, RawParams, ResponseBody, Stderr};
-use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use http::Response;
 
 #[path = "common/mod.rs"]
 mod common;
 #[path = "echo/contract.rs"]
 mod contract;
+#[path = "echo/http_head.rs"]
+mod http_head;
 
 use contract::{Ask, Digest};
 
@@ -63,17 +65,7 @@ fn echo(req: http::Request<Body<'_>>) -> Response<Reply> {
     if ask.panic {
         panic!("{}", contract::PANIC);
     }
-    let mut res = Response::new(Reply::Bytes(Vec::new()));
-    if let Some(code) = ask.status.and_then(|c| StatusCode::from_u16(c).ok()) {
-        *res.status_mut() = code;
-    }
-    let headers = res.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    if let Some((name, value)) = ask.header {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            headers.append(n, v);
-        }
-    }
+    let mut res = http_head::response(&ask, Reply::Bytes(Vec::new()));
     let posted = contract::posted(req.method().as_str());
     let mut body = req.into_body();
     *res.body_mut() = if let Some(size) = ask.size {

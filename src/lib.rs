@@ -26,6 +26,16 @@
 //! listening socket inherited on file descriptor 0: how lighttpd's
 //! `bin-path`, Apache mod_fcgid and spawn-fcgi start the program.
 //!
+//! # Cargo features
+//!
+//! - `http`: the module `http`, handlers written with the `http` crate's types,
+//!   `Fn(http::Request<Body>) -> http::Response<B>`.
+//! - `tower`: the module `tower`, any tower service, such as an axum `Router`
+//!   (brings `http`).
+//!
+//! Both are served by the same [`Server`], through its plain handler.
+//! Without them, the crate depends on `crossbeam-channel` and `libc` only.
+//!
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ::http::{Response, StatusCode};
 use fcgi_server::http::{Body, ReadBody, Stderr};
-use support::{Reply, TempDir, TestServer, eventually, request};
+use support::{Reply, TestServer, request};
 
 fn params<'a>(
     method: &'a str,
@@ -144,6 +144,7 @@ fn http_read_body_streams() {
 
 #[cfg(feature = "tower")]
 mod tower {
+    use super::support::{TempDir, eventually};
     use super::*;
     use axum::Router;
     use axum::body::Bytes;

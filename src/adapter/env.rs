@@ -29,6 +29,17 @@ pub(crate) enum RoutePath {
     Full,
 }
 
+impl RoutePath {
+    /// `Full` when `full_path` is on, else `BelowMount`.
+    pub(crate) fn full_if(full_path: bool) -> RoutePath {
+        if full_path {
+            RoutePath::Full
+        } else {
+            RoutePath::BelowMount
+        }
+    }
+}
+
 /// Why a request cannot become an `http::Request` (answered with 400).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {

@@ -200,11 +200,7 @@ impl Builder {
     /// for, mount point included (`true`), or the path below the mount
     /// point (`false`, the default); see [the module docs](self#the-path-below-the-mount-point).
     pub fn full_path(mut self, on: bool) -> Builder {
-        self.route = if on {
-            RoutePath::Full
-        } else {
-            RoutePath::BelowMount
-        };
+        self.route = RoutePath::full_if(on);
         self
     }
 

@@ -114,11 +114,7 @@ impl Builder {
     /// for (`true`) or the path below the mount point (`false`, the
     /// default); see [`crate::http::Builder::full_path`].
     pub fn full_path(mut self, on: bool) -> Builder {
-        self.route = if on {
-            RoutePath::Full
-        } else {
-            RoutePath::BelowMount
-        };
+        self.route = RoutePath::full_if(on);
         self
     }
 

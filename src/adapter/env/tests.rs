@@ -1,47 +1,27 @@
 //! The CGI environment to `http::Request` mapping, as tables: params in,
-//! the request's parts out. Each request goes through the real connection
-//! loop (CGI mode's in-memory transport), as a web server's would.
+//! the request's parts out. Each request goes to a real server in this
+//! process through the FastCGI client, as a web server's would.
 
-use std::cell::RefCell;
-use std::io::{self, Write};
-use std::rc::Rc;
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::cgi::Cgi;
-use crate::connection::{Buffers, Config, NoControl, Resume, serve};
-use crate::{Request, Response};
-
-#[derive(Clone, Default)]
-struct Sink(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use crate::client::Client;
+use crate::{Request, Response, Server};
 
 /// Maps `params` (sent in this order, duplicates included) with `route`;
 /// `f` sees the result.
 fn mapped<T: Send + 'static>(
-    params: &[(&str, &[u8])],
+    params: Params<'_>,
     route: RoutePath,
     f: impl Fn(Result<::http::Request<()>, Refused>) -> T + Send + Sync + 'static,
 ) -> T {
-    let env: Vec<(Vec<u8>, Vec<u8>)> = params
-        .iter()
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
-        .collect();
-    let cgi = Cgi::new(
-        &env,
-        &b""[..],
-        Box::new(Sink::default()),
-        Box::new(Sink::default()),
-    );
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("fcgi-env-{}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
     let out: Arc<Mutex<Option<T>>> = Arc::default();
     let slot = Arc::clone(&out);
     let handler = move |req: &mut Request<'_>, _res: &mut Response<'_>| {
@@ -49,16 +29,20 @@ fn mapped<T: Send + 'static>(
         *slot.lock().unwrap() = Some(f(parts));
         Ok(())
     };
-    serve(
-        &cgi,
-        &mut Buffers::new(),
-        &Config::default(),
-        &handler,
-        &NoControl,
-        Resume::NEW,
-    )
-    .unwrap();
-    out.lock().unwrap().take().expect("the handler ran")
+    let server = Server::new(handler)
+        .workers(1)
+        .handle_signals(false)
+        .listener(listener);
+    let stop = server.shutdown_handle();
+    let running = std::thread::spawn(move || server.run());
+    let mut client = Client::connect(path.to_str().unwrap()).unwrap();
+    let pairs = params.iter().map(|(k, v)| (k.as_bytes(), *v));
+    client.request(pairs, &b""[..]).unwrap();
+    stop.shutdown();
+    running.join().unwrap().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let result = out.lock().unwrap().take();
+    result.expect("the handler ran")
 }
 
 /// Params as the web server sends them, in order.
