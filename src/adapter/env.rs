@@ -72,6 +72,67 @@ struct Scratch {
 
 type Span = (usize, usize);
 
+/// Where the params that the mapping reads are in the scratch buffer: the
+/// last value of each name, noted in the one pass over the params.
+#[derive(Clone, Copy, Default)]
+struct Known {
+    method: Option<Span>,
+    protocol: Option<Span>,
+    query: Option<Span>,
+    uri: Option<Span>,
+    script: Option<Span>,
+    path: Option<Span>,
+    content_type: Option<Span>,
+    content_length: Option<Span>,
+    server_name: Option<Span>,
+    server_port: Option<Span>,
+    remote_addr: Option<Span>,
+    remote_port: Option<Span>,
+    https: Option<Span>,
+    scheme: Option<Span>,
+}
+
+impl Known {
+    /// Notes the param `name` whose value is at `value`, if it is one of
+    /// those the mapping reads.
+    fn note(&mut self, name: &[u8], value: Span) {
+        let slot = match name {
+            b"REQUEST_METHOD" => &mut self.method,
+            b"SERVER_PROTOCOL" => &mut self.protocol,
+            b"QUERY_STRING" => &mut self.query,
+            b"REQUEST_URI" => &mut self.uri,
+            b"SCRIPT_NAME" => &mut self.script,
+            b"PATH_INFO" => &mut self.path,
+            b"CONTENT_TYPE" => &mut self.content_type,
+            b"CONTENT_LENGTH" => &mut self.content_length,
+            b"SERVER_NAME" => &mut self.server_name,
+            b"SERVER_PORT" => &mut self.server_port,
+            b"REMOTE_ADDR" => &mut self.remote_addr,
+            b"REMOTE_PORT" => &mut self.remote_port,
+            b"HTTPS" => &mut self.https,
+            b"REQUEST_SCHEME" => &mut self.scheme,
+            _ => return,
+        };
+        *slot = Some(value);
+    }
+}
+
+/// What [`lay_out`] made: the frozen buffer and where things are in it.
+struct Laid {
+    bytes: Bytes,
+    /// The end of the params part.
+    raw_len: usize,
+    uri: Span,
+    mount: Span,
+    known: Known,
+}
+
+impl Laid {
+    fn get(&self, span: Option<Span>) -> Option<&[u8]> {
+        span.map(|(a, b)| &self.bytes[a..b])
+    }
+}
+
 /// The method, URI, version, headers and extensions of `req`, with an
 /// empty body.
 pub(crate) fn request_parts(
@@ -79,138 +140,153 @@ pub(crate) fn request_parts(
     route: RoutePath,
     stderr: Stderr,
 ) -> Result<::http::Request<()>, Refused> {
-    let method = match req.param_bytes("REQUEST_METHOD") {
+    let (laid, headers) = SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        let laid = lay_out(req, route, s);
+        let headers = header_map(&laid, &s.headers);
+        (laid, headers)
+    });
+    let method = match laid.get(laid.known.method) {
         None => Method::GET,
         Some(m) => Method::from_bytes(m).map_err(|_| Refused::Method)?,
     };
-    let (bytes, raw_len, headers, uri, mount) = SCRATCH.with(|s| {
-        let s = &mut *s.borrow_mut();
-        lay_out(req, route, s)
-    });
-    let uri = Uri::from_maybe_shared(bytes.slice(uri.0..uri.1)).map_err(|_| Refused::Uri)?;
-    let params = RawParams::new(bytes, raw_len);
+    let uri = laid.bytes.slice(laid.uri.0..laid.uri.1);
+    let uri = Uri::from_maybe_shared(uri).map_err(|_| Refused::Uri)?;
     let mut out = ::http::Request::new(());
     *out.method_mut() = method;
     *out.uri_mut() = uri;
-    *out.version_mut() = version(req.param_bytes("SERVER_PROTOCOL"));
-    *out.headers_mut() = header_map(&params, &headers);
-    add_host(out.headers_mut(), &params);
+    *out.version_mut() = version(laid.get(laid.known.protocol));
+    *out.headers_mut() = headers;
     let ext = out.extensions_mut();
-    if let Some(addr) = remote_addr(&params) {
+    if let Some(addr) = remote_addr(&laid) {
         ext.insert(RemoteAddr(addr));
     }
-    ext.insert(ScriptName(params.bytes().slice(mount.0..mount.1)));
-    ext.insert(Https(is_https(&params)));
+    ext.insert(ScriptName(laid.bytes.slice(laid.mount.0..laid.mount.1)));
+    ext.insert(Https(is_https(&laid)));
     ext.insert(stderr);
-    ext.insert(params);
+    ext.insert(RawParams::new(laid.bytes, laid.raw_len));
     Ok(out)
 }
 
-/// Lays out in the scratch buffer: every param (last value wins), then the
-/// joined values of header names sent more than once, the URI and the
-/// encoded mount point. Returns the frozen buffer, the length of its params
-/// part, the header spans, the URI's span and the mount point's span.
-fn lay_out(
-    req: &Request<'_>,
-    route: RoutePath,
-    s: &mut Scratch,
-) -> (Bytes, usize, Vec<(Span, Span)>, Span, Span) {
+/// Lays out in the scratch buffer, in one pass over the params: every
+/// param as it came, then the joined value of `Cookie` headers sent more
+/// than once, the URI and the encoded mount point.
+fn lay_out(req: &Request<'_>, route: RoutePath, s: &mut Scratch) -> Laid {
     s.buf.clear();
     s.headers.clear();
-    for (name, value) in req.params() {
+    let mut known = Known::default();
+    for (name, value) in req.all_params() {
+        let at = s.buf.len() + 8;
         RawParams::push(&mut s.buf, name, value);
+        let value_span = (at + name.len(), s.buf.len());
+        if name.starts_with(b"HTTP_") {
+            if !matches!(name, b"HTTP_CONTENT_TYPE" | b"HTTP_CONTENT_LENGTH") {
+                s.headers.push(((at + 5, at + name.len()), value_span));
+            }
+        } else {
+            known.note(name, value_span);
+        }
     }
     let raw_len = s.buf.len();
-    let mut at = 0;
-    while let Some((name, value, next)) = RawParams::entry(&s.buf[..raw_len], at) {
-        let n = &s.buf[name.0..name.1];
-        if n.starts_with(b"HTTP_") && !matches!(n, b"HTTP_CONTENT_TYPE" | b"HTTP_CONTENT_LENGTH") {
-            header_values(req, (name.0 + 5, name.1), value, s);
-        }
-        at = next;
-    }
+    join_cookies(s);
+    let none = (0, 0);
+    let (script, path_info) = (known.script.unwrap_or(none), known.path.unwrap_or(none));
+    let uri = known.uri.unwrap_or(none);
+    let raw_path = uri_path(&s.buf, uri, route, script, path_info);
+    // QUERY_STRING, or else the query of REQUEST_URI.
+    let query = known.query.unwrap_or_else(|| {
+        let q = s.buf[uri.0..uri.1].iter().position(|&b| b == b'?');
+        q.map_or(none, |q| (uri.0 + q + 1, uri.1))
+    });
     let uri_at = s.buf.len();
-    let (script, path_info) = (req.script_name().as_bytes(), req.path_info().as_bytes());
-    let path = uri_path(req, route, script, path_info);
-    match path {
-        Some(raw) => encode(&mut s.buf, raw, Part::RawPath),
+    match raw_path {
+        Some(raw) => encode_within(&mut s.buf, raw, Part::RawPath),
         None if route == RoutePath::Full => {
-            encode(&mut s.buf, script, Part::Path);
-            encode(&mut s.buf, path_info, Part::Path);
+            encode_within(&mut s.buf, script, Part::Path);
+            encode_within(&mut s.buf, path_info, Part::Path);
         }
-        None => encode(&mut s.buf, path_info, Part::Path),
+        None => encode_within(&mut s.buf, path_info, Part::Path),
     }
     if s.buf.len() == uri_at {
         s.buf.push(b'/');
     }
-    let query = req.param_bytes("QUERY_STRING").unwrap_or_else(|| {
-        let uri = req.request_uri().as_bytes();
-        uri.iter()
-            .position(|&b| b == b'?')
-            .map_or(&[][..], |q| &uri[q + 1..])
-    });
-    if !query.is_empty() {
+    if query.1 > query.0 {
         s.buf.push(b'?');
-        encode(&mut s.buf, query, Part::Query);
+        encode_within(&mut s.buf, query, Part::Query);
     }
     let uri = (uri_at, s.buf.len());
-    encode(&mut s.buf, script, Part::Path);
+    encode_within(&mut s.buf, script, Part::Path);
     let mount = (uri.1, s.buf.len());
-    let bytes = Bytes::copy_from_slice(&s.buf);
-    (bytes, raw_len, std::mem::take(&mut s.headers), uri, mount)
-}
-
-/// Records the header values of the `HTTP_*` param whose name (without
-/// `HTTP_`) is at `name`: its one value where it was sent once; where it
-/// was sent more than once, every value (cookies joined with `"; "`, as
-/// one `Cookie` header must be).
-fn header_values(req: &Request<'_>, name: Span, value: Span, s: &mut Scratch) {
-    let Ok(key) = std::str::from_utf8(&s.buf[name.0 - 5..name.1]) else {
-        return;
-    };
-    if req.param_values(key).nth(1).is_none() {
-        s.headers.push((name, value));
-        return;
-    }
-    // A name sent twice: rare, so an allocation here is no matter.
-    let key = key.to_owned();
-    let values: Vec<&[u8]> = req.param_values(&key).collect();
-    if key == "HTTP_COOKIE" {
-        let at = s.buf.len();
-        s.buf.extend_from_slice(&values.join(&b"; "[..]));
-        s.headers.push((name, (at, s.buf.len())));
-        return;
-    }
-    for v in values {
-        let at = s.buf.len();
-        s.buf.extend_from_slice(v);
-        s.headers.push((name, (at, s.buf.len())));
+    Laid {
+        bytes: Bytes::copy_from_slice(&s.buf),
+        raw_len,
+        uri,
+        mount,
+        known,
     }
 }
 
-/// The raw (client-encoded) path to use, when `REQUEST_URI` gives one:
-/// all of it, or, below the mount, what follows `SCRIPT_NAME` in it.
-/// `None`: build the path from `SCRIPT_NAME` and `PATH_INFO` instead.
-fn uri_path<'a>(
-    req: &Request<'a>,
-    route: RoutePath,
-    script: &[u8],
-    path_info: &[u8],
-) -> Option<&'a [u8]> {
-    let uri = req
-        .param_bytes("REQUEST_URI")
-        .filter(|u| u.starts_with(b"/"))?;
-    let path = &uri[..uri.iter().position(|&b| b == b'?').unwrap_or(uri.len())];
-    match route {
-        RoutePath::Full => Some(path),
-        RoutePath::BelowMount => {
-            let rest = path.strip_prefix(script)?;
-            // The rest must be a path of its own, and the one the web server
-            // routed on (REQUEST_URI may predate a rewrite).
-            let fits = rest.is_empty() || rest.starts_with(b"/");
-            (fits && same_path(rest, path_info)).then_some(rest)
+/// `Cookie` headers sent more than once (nginx passes two `Cookie` request
+/// headers as two `HTTP_COOKIE` params) become one, their values joined
+/// with `"; "`, as HTTP/1.1 wants one `Cookie` header. Other names sent
+/// more than once keep every value, as several values of the header.
+fn join_cookies(s: &mut Scratch) {
+    let is_cookie = |buf: &[u8], (a, b): Span| &buf[a..b] == b"COOKIE";
+    let count = s.headers.iter().filter(|h| is_cookie(&s.buf, h.0)).count();
+    if count < 2 {
+        return;
+    }
+    let at = s.buf.len();
+    let mut first = None;
+    for i in 0..s.headers.len() {
+        let (name, (a, b)) = s.headers[i];
+        if !is_cookie(&s.buf, name) {
+            continue;
         }
+        if first.is_some() {
+            s.buf.extend_from_slice(b"; ");
+        }
+        first.get_or_insert(i);
+        s.buf.extend_from_within(a..b);
     }
+    let first = first.unwrap_or(0);
+    s.headers[first].1 = (at, s.buf.len());
+    let buf = &s.buf;
+    let mut i = 0;
+    s.headers.retain(|h| {
+        i += 1;
+        i - 1 == first || !is_cookie(buf, h.0)
+    });
+}
+
+/// Where in `buf` the raw (client-encoded) path to use is, when
+/// `REQUEST_URI` (at `uri`) gives one: all of its path, or, below the mount,
+/// what follows `SCRIPT_NAME` in it. `None`: build the path from
+/// `SCRIPT_NAME` and `PATH_INFO` instead.
+fn uri_path(
+    buf: &[u8],
+    uri: Span,
+    route: RoutePath,
+    script: Span,
+    path_info: Span,
+) -> Option<Span> {
+    let full = &buf[uri.0..uri.1];
+    if !full.starts_with(b"/") {
+        return None;
+    }
+    let path = (
+        uri.0,
+        uri.0 + full.iter().position(|&b| b == b'?').unwrap_or(full.len()),
+    );
+    if route == RoutePath::Full {
+        return Some(path);
+    }
+    let rest = buf[path.0..path.1].strip_prefix(&buf[script.0..script.1])?;
+    // The rest must be a path of its own, and the one the web server
+    // routed on (REQUEST_URI may predate a rewrite).
+    let fits = rest.is_empty() || rest.starts_with(b"/");
+    let rest_span = (path.1 - rest.len(), path.1);
+    (fits && same_path(rest, &buf[path_info.0..path_info.1])).then_some(rest_span)
 }
 
 /// Whether the raw path `raw` decodes to `decoded` (or `decoded` is
@@ -258,18 +334,31 @@ enum Part {
 
 /// Appends `src` to `out`, percent-encoding every byte that may not stand
 /// as it is in that part of a URI.
+#[cfg(test)]
 fn encode(out: &mut Vec<u8>, src: &[u8], part: Part) {
     for &b in src {
-        let plain = b.is_ascii_alphanumeric()
-            || b"-._~!$&'()*+,;=:@/".contains(&b)
-            || (b == b'%' && part != Part::Path)
-            || (b == b'?' && part == Part::Query);
-        if plain {
-            out.push(b);
-        } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-        }
+        encode_byte(out, b, part);
+    }
+}
+
+/// Appends the bytes at `src` in `buf` to `buf`, encoded as [`encode`] does.
+fn encode_within(buf: &mut Vec<u8>, src: Span, part: Part) {
+    for i in src.0..src.1 {
+        let b = buf[i];
+        encode_byte(buf, b, part);
+    }
+}
+
+fn encode_byte(out: &mut Vec<u8>, b: u8, part: Part) {
+    let plain = b.is_ascii_alphanumeric()
+        || b"-._~!$&'()*+,;=:@/".contains(&b)
+        || (b == b'%' && part != Part::Path)
+        || (b == b'?' && part == Part::Query);
+    if plain {
+        out.push(b);
+    } else {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
     }
 }
 
@@ -284,10 +373,11 @@ fn version(protocol: Option<&[u8]>) -> Version {
 }
 
 /// The headers: every `HTTP_*` param (`HTTP_USER_AGENT` as `user-agent`),
-/// then `CONTENT_TYPE` and `CONTENT_LENGTH` when not empty. A name or value
-/// that HTTP does not allow is left out.
-fn header_map(params: &RawParams, spans: &[(Span, Span)]) -> HeaderMap {
-    let bytes = params.bytes();
+/// then `CONTENT_TYPE` and `CONTENT_LENGTH` when not empty, and `Host` from
+/// `SERVER_NAME` and `SERVER_PORT` when the client sent none. A name or
+/// value that HTTP does not allow is left out.
+fn header_map(laid: &Laid, spans: &[(Span, Span)]) -> HeaderMap {
+    let bytes = &laid.bytes;
     let mut map = HeaderMap::with_capacity(spans.len() + 3);
     for &((n0, n1), (v0, v1)) in spans {
         let (Some(name), Ok(value)) = (
@@ -298,15 +388,21 @@ fn header_map(params: &RawParams, spans: &[(Span, Span)]) -> HeaderMap {
         };
         map.append(name, value);
     }
-    for (param, name) in [
-        ("CONTENT_TYPE", header::CONTENT_TYPE),
-        ("CONTENT_LENGTH", header::CONTENT_LENGTH),
+    let k = laid.known;
+    for (span, name) in [
+        (k.content_type, header::CONTENT_TYPE),
+        (k.content_length, header::CONTENT_LENGTH),
     ] {
-        let Some(span) = params.value_span(param).filter(|s| s.1 > s.0) else {
+        let Some((a, b)) = span.filter(|s| s.1 > s.0) else {
             continue;
         };
-        if let Ok(v) = HeaderValue::from_maybe_shared(bytes.slice(span.0..span.1)) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes.slice(a..b)) {
             map.insert(name, v);
+        }
+    }
+    if !map.contains_key(header::HOST) {
+        if let Some(host) = host(laid) {
+            map.insert(header::HOST, host);
         }
     }
     map
@@ -332,40 +428,32 @@ fn header_name(cgi: &[u8]) -> Option<HeaderName> {
     HeaderName::from_bytes(name).ok()
 }
 
-/// `Host` from `HTTP_HOST` (already among the headers), else from
-/// `SERVER_NAME` and `SERVER_PORT`.
-fn add_host(map: &mut HeaderMap, params: &RawParams) {
-    if map.contains_key(header::HOST) {
-        return;
-    }
-    let Some(name) = params.get("SERVER_NAME").filter(|n| !n.is_empty()) else {
-        return;
-    };
+/// `SERVER_NAME:SERVER_PORT` (or the name alone).
+fn host(laid: &Laid) -> Option<HeaderValue> {
+    let name = laid.get(laid.known.server_name).filter(|n| !n.is_empty())?;
     let mut host = name.to_vec();
-    if let Some(port) = params.get("SERVER_PORT").filter(|p| !p.is_empty()) {
+    if let Some(port) = laid.get(laid.known.server_port).filter(|p| !p.is_empty()) {
         host.push(b':');
         host.extend_from_slice(port);
     }
-    if let Ok(v) = HeaderValue::from_bytes(&host) {
-        map.insert(header::HOST, v);
-    }
+    HeaderValue::from_bytes(&host).ok()
 }
 
-fn remote_addr(params: &RawParams) -> Option<SocketAddr> {
-    let ip: IpAddr = params.get_str("REMOTE_ADDR")?.parse().ok()?;
-    let port = params
-        .get_str("REMOTE_PORT")
+fn remote_addr(laid: &Laid) -> Option<SocketAddr> {
+    let text = |span| laid.get(span).and_then(|v| std::str::from_utf8(v).ok());
+    let ip: IpAddr = text(laid.known.remote_addr)?.parse().ok()?;
+    let port = text(laid.known.remote_port)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     Some(SocketAddr::new(ip, port))
 }
 
 /// `HTTPS` set to `on` (or `1`), or `REQUEST_SCHEME` `https`.
-fn is_https(params: &RawParams) -> bool {
+fn is_https(laid: &Laid) -> bool {
     let on = |v: &[u8]| v.eq_ignore_ascii_case(b"on") || v == b"1";
-    params.get("HTTPS").is_some_and(on)
-        || params
-            .get("REQUEST_SCHEME")
+    laid.get(laid.known.https).is_some_and(on)
+        || laid
+            .get(laid.known.scheme)
             .is_some_and(|s| s.eq_ignore_ascii_case(b"https"))
 }
 

@@ -62,26 +62,25 @@ impl RawParams {
         (value.1 <= buf.len()).then_some((name, value, value.1))
     }
 
-    pub(crate) fn bytes(&self) -> &Bytes {
-        &self.bytes
-    }
-
-    /// Where the value of `name` is in [`bytes`](RawParams::bytes).
-    pub(crate) fn value_span(&self, name: &str) -> Option<Span> {
+    /// Every param, duplicates included: (name, value, where the next starts).
+    fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8], usize)> {
         let buf = &self.bytes[..self.len];
         let mut at = 0;
-        while let Some((n, v, next)) = RawParams::entry(buf, at) {
-            if &buf[n.0..n.1] == name.as_bytes() {
-                return Some(v);
-            }
+        std::iter::from_fn(move || {
+            let (n, v, next) = RawParams::entry(buf, at)?;
             at = next;
-        }
-        None
+            Some((&buf[n.0..n.1], &buf[v.0..v.1], next))
+        })
     }
 
-    /// The value of param `name`, as bytes.
+    /// The value of param `name`, as bytes; where the web server sent the
+    /// name twice, the last value.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.value_span(name).map(|(a, b)| &self.bytes[a..b])
+        let name = name.as_bytes();
+        self.entries()
+            .filter(|(n, _, _)| *n == name)
+            .last()
+            .map(|(_, v, _)| v)
     }
 
     /// The value of param `name`, if it is valid UTF-8.
@@ -90,15 +89,19 @@ impl RawParams {
     }
 
     /// Every param as `(name, value)`, in the order the web server sent
-    /// them.
+    /// them; a name sent twice appears once, with its last value (where
+    /// it was last sent).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let buf = &self.bytes[..self.len];
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            let (n, v, next) = RawParams::entry(buf, at)?;
-            at = next;
-            Some((&buf[n.0..n.1], &buf[v.0..v.1]))
-        })
+        let later = |name: &[u8], from: usize| {
+            let rest = RawParams {
+                bytes: self.bytes.slice(from..self.len),
+                len: self.len - from,
+            };
+            rest.entries().any(|(n, _, _)| n == name)
+        };
+        self.entries()
+            .filter(move |(n, _, next)| !later(n, *next))
+            .map(|(n, v, _)| (n, v))
     }
 }
 

@@ -282,14 +282,14 @@ fn header_cases() {
             &["host: a.example"],
         ),
         // Two Cookie headers, as nginx passes them: joined with "; " (where
-        // the last one was sent).
+        // the first one was sent).
         (
             &[
                 ("HTTP_COOKIE", b"a=1"),
                 ("HTTP_ACCEPT", b"*/*"),
                 ("HTTP_COOKIE", b"b=2"),
             ],
-            &["accept: */*", "cookie: a=1; b=2"],
+            &["cookie: a=1; b=2", "accept: */*"],
         ),
         // Another name sent twice: both values, in order.
         (
