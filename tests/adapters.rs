@@ -327,6 +327,41 @@ mod tower {
         assert_eq!(get(&full, &root), "/a/b?x=1 ");
     }
 
+    /// Data frames go out; a trailers frame is dropped.
+    #[test]
+    fn trailers_are_dropped() {
+        struct WithTrailers(u8);
+        impl http_body::Body for WithTrailers {
+            type Data = Bytes;
+            type Error = std::convert::Infallible;
+            fn poll_frame(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+                self.0 += 1;
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
+                std::task::Poll::Ready(match self.0 {
+                    1 => Some(Ok(http_body::Frame::data(Bytes::from_static(b"data\n")))),
+                    2 => Some(Ok(http_body::Frame::trailers(trailers))),
+                    _ => None,
+                })
+            }
+        }
+        let router = Router::new().route(
+            "/",
+            get(|| async { axum::body::Body::new(WithTrailers(0)) }),
+        );
+        let srv = tower_server(router);
+        let reply = raw_stdout(&srv, &params("GET", "/app/", &[]), b"");
+        assert_eq!(reply.body(), b"data\n");
+        assert!(
+            !reply.stdout_str().contains("x-checksum"),
+            "{}",
+            reply.stdout_str()
+        );
+    }
+
     #[test]
     fn a_current_thread_runtime_is_refused() {
         let rt = tokio::runtime::Builder::new_current_thread()
