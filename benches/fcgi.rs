@@ -67,7 +67,7 @@ fn main() {
         .flat_map(|w| w[1].split(',').map(str::to_owned).collect::<Vec<_>>())
         .collect();
     let (rounds, secs, starts) = if smoke { (1, 0.2, 2) } else { (5, 1.0, 15) };
-    let cfg = Bench {
+    let mut cfg = Bench {
         rounds,
         secs,
         starts,
@@ -78,16 +78,20 @@ fn main() {
     if args.iter().any(|a| a == "--scale") {
         scale::run(&apps, cfg.rounds, cfg.secs);
     } else {
+        cfg.others.extend(Other::adapters(&apps));
         cfg.run(&apps);
     }
 }
 
-/// Builds the example applications in release mode; returns their directory.
+/// Builds the example applications in release mode, those on the adapters
+/// too (with every feature, as `cargo test --release --all-features`
+/// builds them, so that a CI run builds them once); returns their
+/// directory.
 fn build_examples() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = Command::new(cargo)
-        .args(["build", "--release", "--examples", "--quiet"])
+        .args(["build", "--release", "--examples", "--quiet", "--all-features"])
         .current_dir(manifest)
         .status()
         .expect("cargo");
@@ -182,6 +186,9 @@ struct Other {
     name: String,
     hello: Vec<String>,
     echo: Vec<String>,
+    /// One of the project's adapters: its targets are ratios to the plain
+    /// closure (`examples/hello`, `examples/echo`), not to the raw server.
+    adapter: Option<[&'static str; 5]>,
 }
 
 impl Other {
@@ -193,7 +200,28 @@ impl Other {
             name: name.to_owned(),
             hello: argv(hello),
             echo: argv(echo),
+            adapter: None,
         }
+    }
+
+    /// The `http` and `tower` adapters' hello and echo, run beside the
+    /// plain closure in every scenario.
+    fn adapters(apps: &Path) -> Vec<Other> {
+        let app = |name: &str| vec![apps.join(name).to_string_lossy().into_owned()];
+        vec![
+            Other {
+                name: "http adapter".into(),
+                hello: app("http_hello"),
+                echo: app("http_echo"),
+                adapter: Some([">= 0.85", ">= 0.85", ">= 0.85", ">= 0.80", ">= 0.80"]),
+            },
+            Other {
+                name: "tower adapter (axum)".into(),
+                hello: app("axum_hello"),
+                echo: app("axum_echo"),
+                adapter: Some([">= 0.60", ">= 0.60", ">= 0.60", ">= 0.80", ">= 0.80"]),
+            },
+        ]
     }
 }
 
@@ -701,7 +729,13 @@ impl Bench {
             self.print_scenario(s, &ours, raws, best);
             for i in 0..self.others.len() {
                 let theirs = figures[Shape::ALL.len() + 1 + i];
-                others.ratios[i].push(theirs.rate / raws[best].rate);
+                // The adapters against the plain closure, others against raw.
+                let base = if self.others[i].adapter.is_some() {
+                    ours.rate
+                } else {
+                    raws[best].rate
+                };
+                others.ratios[i].push(theirs.rate / base);
                 if s.name == "S2" {
                     others.fair[i] = theirs.fairness;
                 }
@@ -827,35 +861,60 @@ impl Bench {
         median(&mut times)
     }
 
-    /// The other implementations' ratios to the best raw of the same rounds.
+    /// The other implementations' ratios to the best raw server of the
+    /// same rounds, then the adapters' to the plain closure's.
     fn print_others(&self, apps: &Path, t: &OthersTable) {
-        if self.others.is_empty() {
-            return;
+        for adapters in [false, true] {
+            let chosen: Vec<usize> = (0..self.others.len())
+                .filter(|&i| self.others[i].adapter.is_some() == adapters)
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            if adapters {
+                println!(
+                    "\nadapters, ratio to the plain closure (examples/hello, examples/echo) of the same rounds:"
+                );
+            } else {
+                println!("\nother implementations, ratio to the best raw server of the same rounds:");
+            }
+            print!("{:<24}", "");
+            for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
+                print!(" {:>6}", s.name);
+            }
+            println!("  S6 idle (private) / peak MiB    S7 ms  S2 slowest conn / mean");
+            for i in chosen {
+                self.print_other(apps, i, t);
+            }
         }
-        println!("\nother implementations, ratio to the best raw server of the same rounds:");
-        print!("{:<24}", "");
-        for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
-            print!(" {:>6}", s.name);
+    }
+
+    fn print_other(&self, apps: &Path, i: usize, t: &OthersTable) {
+        let o = &self.others[i];
+        print!("{:<24}", o.name);
+        for r in &t.ratios[i] {
+            if r.is_nan() {
+                print!(" {:>6}", "failed");
+            } else {
+                print!(" {r:>6.2}");
+            }
         }
-        println!("  S6 idle (private) / peak MiB    S7 ms  S2 slowest conn / mean");
-        for (i, o) in self.others.iter().enumerate() {
-            print!("{:<24}", o.name);
-            for r in &t.ratios[i] {
-                if r.is_nan() {
-                    print!(" {:>6}", "failed");
-                } else {
-                    print!(" {r:>6.2}");
+        let (idle, private) = self.idle_rss_of(Kind::Other(i), apps);
+        let (idle, private) = (idle as f64 / 1024.0, private as f64 / 1024.0);
+        let start = self.start_ms(|| self.commands(Kind::Other(i), apps, "hello", "").remove(0));
+        println!(
+            "  {idle:>5.2} ({private:.2}) / {:<6.2} {start:>8.2}  {:>6.2}",
+            t.peak[i] as f64 / 1024.0,
+            t.fair[i]
+        );
+        if let Some(targets) = o.adapter {
+            print!("{:<24}", "  target");
+            for (s, target) in SCENARIOS.iter().zip(targets) {
+                if self.wants(s.name) {
+                    print!(" {:>6}", target.trim_start_matches(">= "));
                 }
             }
-            let (idle, private) = self.idle_rss_of(Kind::Other(i), apps);
-            let (idle, private) = (idle as f64 / 1024.0, private as f64 / 1024.0);
-            let start =
-                self.start_ms(|| self.commands(Kind::Other(i), apps, "hello", "").remove(0));
-            println!(
-                "  {idle:>5.2} ({private:.2}) / {:<6.2} {start:>8.2}  {:>6.2}",
-                t.peak[i] as f64 / 1024.0,
-                t.fair[i]
-            );
+            println!();
         }
     }
 }

@@ -26,9 +26,21 @@
 //! listening socket inherited on file descriptor 0: how lighttpd's
 //! `bin-path`, Apache mod_fcgid and spawn-fcgi start the program.
 //!
+//! # Cargo features
+//!
+//! - `http`: the module `http`, handlers written with the `http` crate's types,
+//!   `Fn(http::Request<Body>) -> http::Response<B>`.
+//! - `tower`: the module `tower`, any tower service, such as an axum `Router`
+//!   (brings `http`).
+//!
+//! Both are served by the same [`Server`], through its plain handler.
+//! Without them, the crate depends on `crossbeam-channel` and `libc` only.
+//!
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;
+#[cfg(feature = "http")]
+mod adapter;
 mod cgi;
 mod connection;
 mod listener;
@@ -58,6 +70,10 @@ pub mod fuzzing {
     pub use crate::memio::check_connection;
 }
 
+#[cfg(feature = "http")]
+pub use adapter::http;
+#[cfg(feature = "tower")]
+pub use adapter::tower;
 pub use protocol::Role;
 pub use request::{Params, Request};
 pub use response::{Response, Stderr};

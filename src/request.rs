@@ -113,6 +113,17 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Every param as `(name, value)` bytes, in the order the web server
+    /// sent them, a name sent twice appearing twice; unlike
+    /// [`params`](Request::params), which keeps the last value of a name,
+    /// this costs one step per param.
+    pub fn all_params(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
+        let params = self.params;
+        self.index
+            .iter()
+            .map(move |s| (s.name(params), s.value(params)))
+    }
+
     /// `REQUEST_METHOD`, or `""`.
     pub fn method(&self) -> &'a str {
         self.param("REQUEST_METHOD").unwrap_or("")

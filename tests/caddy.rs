@@ -1,10 +1,11 @@
-//! examples/echo behind a real Caddy (the application started on a unix
-//! socket), with the deploy/ configs, at a prefix and at the root.
+//! examples/echo (and the same on the adapters) behind a real Caddy (the
+//! application started on a unix socket), with the deploy/ configs, at a
+//! prefix and at the root.
 
 mod support;
 
 use support::frontend::Frontend;
-use support::have_tool;
+use support::{each_echo_app, have_tool};
 
 /// Everything the other front ends are checked for, except text on
 /// FCGI_STDERR reaching the log: Caddy 2.6 discards it.
@@ -18,21 +19,22 @@ fn check(fe: &Frontend, prefix: &str) {
     fe.check_concurrency(prefix);
 }
 
-#[test]
-fn prefix_mount() {
-    if !have_tool("caddy") {
-        return;
-    }
-    check(
-        &Frontend::caddy("caddy-prefix.Caddyfile"),
-        "/yourapplication",
-    );
+each_echo_app! {
+    prefix_mount => prefix;
+    root_mount => root;
 }
 
-#[test]
-fn root_mount() {
+fn prefix(app: &str) {
     if !have_tool("caddy") {
         return;
     }
-    check(&Frontend::caddy("caddy-root.Caddyfile"), "");
+    let fe = Frontend::caddy(app, "caddy-prefix.Caddyfile");
+    check(&fe, "/yourapplication");
+}
+
+fn root(app: &str) {
+    if !have_tool("caddy") {
+        return;
+    }
+    check(&Frontend::caddy(app, "caddy-root.Caddyfile"), "");
 }

@@ -1,5 +1,7 @@
-//! Real web servers in front of `examples/echo`, each on a loopback port
-//! and in a temp dir of its own, every process stopped by its pid.
+//! Real web servers in front of an example application (`examples/echo`,
+//! or the same on an adapter: `http_echo`, `axum_echo`), each on a
+//! loopback port and in a temp dir of its own, every process stopped by
+//! its pid.
 //!
 //! The site configuration comes from `deploy/`, the files users copy; only
 //! their ports and paths are replaced here.
@@ -111,7 +113,7 @@ const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
 pub struct Frontend {
     pub port: u16,
     pub dir: TempDir,
-    /// The application binary, a copy of examples/echo private to this test.
+    /// The application binary, a copy of the example private to this test.
     pub app: PathBuf,
     pub error_log: PathBuf,
     pub server: Proc,
@@ -121,14 +123,15 @@ pub struct Frontend {
 }
 
 impl Frontend {
-    fn workdir(tag: &str) -> (TempDir, PathBuf) {
+    /// A temp dir with a private copy of the example `app` in it.
+    fn workdir(tag: &str, app_name: &str) -> (TempDir, PathBuf) {
         let dir = TempDir::new(tag);
         let app = dir.path("app.fcgi");
         // Copied by `cp`, not by this process: a file this process holds
         // open for writing is inherited by any child another test thread
         // forks meanwhile, and exec'ing the copy then fails with ETXTBSY.
         let copied = Command::new("cp")
-            .arg(example("echo"))
+            .arg(example(app_name))
             .arg(&app)
             .status()
             .unwrap();
@@ -148,8 +151,8 @@ impl Frontend {
 
     /// nginx with `site` (a deploy/ file's text, its socket and port
     /// already pointed here by the caller via [`Frontend::nginx_site`]).
-    pub fn nginx(site_file: &str, edit: impl Fn(String) -> String) -> Frontend {
-        let (dir, app) = Frontend::workdir("nginx");
+    pub fn nginx(app_name: &str, site_file: &str, edit: impl Fn(String) -> String) -> Frontend {
+        let (dir, app) = Frontend::workdir("nginx", app_name);
         let port = free_port();
         let sock = dir.path("app.sock");
         let site = replace(
@@ -201,8 +204,8 @@ impl Frontend {
     }
 
     /// lighttpd spawning the application (bin-path, socket on fd 0).
-    pub fn lighttpd(site_file: &str) -> Frontend {
-        let (dir, app) = Frontend::workdir("lighttpd");
+    pub fn lighttpd(app_name: &str, site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("lighttpd", app_name);
         let port = free_port();
         let site = replace(
             &deploy(site_file),
@@ -231,8 +234,8 @@ impl Frontend {
     }
 
     /// Apache 2.4 with mod_fcgid spawning the application.
-    pub fn apache_fcgid() -> Frontend {
-        let (dir, app) = Frontend::workdir("apache");
+    pub fn apache_fcgid(app_name: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("apache", app_name);
         let port = free_port();
         let site = replace(
             &deploy("apache-fcgid.conf"),
@@ -260,10 +263,43 @@ impl Frontend {
         Frontend::launch((dir, app), port, cmd, None, Path::new(""))
     }
 
+    /// Apache 2.4 with mod_fcgid and `AllowOverride`, as on shared hosting:
+    /// the document root's directory `subdir` (`""`: the root itself)
+    /// holds the application as `app.fcgi` and deploy/.htaccess.
+    pub fn apache_htaccess(app_name: &str, subdir: &str) -> Frontend {
+        let (dir, copy) = Frontend::workdir("apache-htaccess", app_name);
+        let site_dir = dir.path("htdocs").join(subdir.trim_start_matches('/'));
+        std::fs::create_dir_all(&site_dir).unwrap();
+        let app = site_dir.join("app.fcgi");
+        std::fs::rename(&copy, &app).unwrap();
+        std::fs::write(site_dir.join(".htaccess"), deploy(".htaccess")).unwrap();
+        for d in [dir.path("htdocs"), site_dir.clone()] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::create_dir_all(dir.path("fcgid")).unwrap();
+        std::fs::set_permissions(dir.path("fcgid"), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
+        let port = free_port();
+        let (m, d) = (APACHE_MODULES, dir.0.display());
+        let site = format!(
+            "LoadModule mime_module {m}/mod_mime.so\n\
+             LoadModule rewrite_module {m}/mod_rewrite.so\n\
+             LoadModule fcgid_module {m}/mod_fcgid.so\n\
+             TypesConfig /etc/mime.types\n\
+             FcgidIPCDir {d}/fcgid\nFcgidProcessTableFile {d}/fcgid/shm\n\
+             <Directory {d}/htdocs>\n    AllowOverride FileInfo Options\n    \
+             Require all granted\n</Directory>\n"
+        );
+        let args = Frontend::apache_conf(&dir, port, &site);
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let cmd = Frontend::command("apache2", &args);
+        Frontend::launch((dir, app), port, cmd, None, Path::new(""))
+    }
+
     /// Apache 2.4 with mod_proxy_fcgi in front of the application, which
     /// listens on a unix socket whose group is Apache's user's.
-    pub fn apache_proxy_fcgi(site_file: &str) -> Frontend {
-        let (dir, app) = Frontend::workdir("apache-proxy");
+    pub fn apache_proxy_fcgi(app_name: &str, site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("apache-proxy", app_name);
         let port = free_port();
         let sock = dir.path("app.sock");
         let site = replace(
@@ -292,8 +328,8 @@ impl Frontend {
 
     /// Caddy in front of the application, which listens on a unix socket.
     /// Caddy's log (its standard error) is the error log.
-    pub fn caddy(site_file: &str) -> Frontend {
-        let (dir, app) = Frontend::workdir("caddy");
+    pub fn caddy(app_name: &str, site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("caddy", app_name);
         let port = free_port();
         let sock = dir.path("app.sock");
         let site = replace(
@@ -329,8 +365,8 @@ impl Frontend {
     }
 
     /// h2o spawning the application (`fastcgi.spawn`, socket on fd 0).
-    pub fn h2o(site_file: &str) -> Frontend {
-        let (dir, app) = Frontend::workdir("h2o");
+    pub fn h2o(app_name: &str, site_file: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("h2o", app_name);
         let port = free_port();
         let site = replace(
             &deploy(site_file),
@@ -533,8 +569,8 @@ impl Frontend {
         let path = format!("{prefix}/?digest=1");
         let res = http::request(self.port, "POST", &path, Some((size, &mut reader))).unwrap();
         assert_eq!(res.status, 200, "{}", res.text());
-        let (len, hash) = echo::digest(&mut Pattern::new(size)).unwrap();
-        assert_eq!(res.text(), format!("{len} {hash:016x}\n"));
+        let want = echo::digest(&mut Pattern::new(size)).unwrap().line();
+        assert_eq!(res.text(), want);
         for (pid, before) in pids.iter().zip(before) {
             if std::fs::metadata(format!("/proc/{pid}")).is_err() {
                 continue;

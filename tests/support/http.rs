@@ -47,14 +47,28 @@ pub fn request(
     path: &str,
     body: Option<(u64, &mut dyn Read)>,
 ) -> io::Result<HttpResponse> {
+    let headers = [("Content-Type", "application/octet-stream")];
+    let headers = if body.is_some() { &headers[..] } else { &[] };
+    request_with(port, method, path, headers, body)
+}
+
+/// As [`request`], with these request headers (a name may come twice).
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(u64, &mut dyn Read)>,
+) -> io::Result<HttpResponse> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
     s.set_write_timeout(Some(Duration::from_secs(120)))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some((len, _)) = &body {
-        head.push_str(&format!(
-            "Content-Length: {len}\r\nContent-Type: application/octet-stream\r\n"
-        ));
+        head.push_str(&format!("Content-Length: {len}\r\n"));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes())?;

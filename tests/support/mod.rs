@@ -371,3 +371,59 @@ pub fn raise_fd_limit(n: u64) {
         .is_ok_and(|s| s.success());
     assert!(ok && want >= n, "cannot raise the descriptor limit to {n}");
 }
+
+/// One test per echo application this build has: `examples/echo`, and
+/// the same application on the adapters (`http_echo`, `axum_echo`) when
+/// their cargo feature is on. Each `name => check;` makes a module `name`
+/// with a test per application, calling `check` (a `fn(&str)`, in the
+/// calling file) with the example's name.
+#[allow(unused_macros)]
+macro_rules! each_echo_app {
+    ($($name:ident => $check:ident;)*) => {$(
+        mod $name {
+            #[test]
+            fn echo() {
+                super::$check("echo")
+            }
+
+            #[cfg(feature = "http")]
+            #[test]
+            fn http_echo() {
+                super::$check("http_echo")
+            }
+
+            #[cfg(feature = "tower")]
+            #[test]
+            fn axum_echo() {
+                super::$check("axum_echo")
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use each_echo_app;
+
+/// A global allocator that counts every allocation (and reallocation) in
+/// [`ALLOCATIONS`]; the allocation tests install it with
+/// `#[global_allocator]`.
+pub struct Counting;
+
+pub static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
