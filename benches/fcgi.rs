@@ -91,7 +91,13 @@ fn build_examples() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let ok = Command::new(cargo)
-        .args(["build", "--release", "--examples", "--quiet", "--all-features"])
+        .args([
+            "build",
+            "--release",
+            "--examples",
+            "--quiet",
+            "--all-features",
+        ])
         .current_dir(manifest)
         .status()
         .expect("cargo");
@@ -876,7 +882,9 @@ impl Bench {
                     "\nadapters, ratio to the plain closure (examples/hello, examples/echo) of the same rounds:"
                 );
             } else {
-                println!("\nother implementations, ratio to the best raw server of the same rounds:");
+                println!(
+                    "\nother implementations, ratio to the best raw server of the same rounds:"
+                );
             }
             print!("{:<24}", "");
             for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
