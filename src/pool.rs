@@ -222,6 +222,12 @@ impl Control for Shared {
         self.stopping.load(Ordering::Relaxed)
     }
 
+    /// Another worker waits in the poller meanwhile, so lingering keeps
+    /// no ready connection waiting.
+    fn may_linger(&self) -> bool {
+        self.workers.idle.load(Ordering::Relaxed) > 0 && !self.stopping()
+    }
+
     fn request_done(&self) {
         let Some(max) = self.max_requests else {
             return;

@@ -79,7 +79,7 @@ pub(crate) fn serve(
     let mut resume = Some(resume);
     loop {
         let from = resume.take().unwrap_or(Resume::NEW);
-        let active = match gather(io, bufs, cfg, from)? {
+        let active = match gather(io, bufs, cfg, ctl, from)? {
             Gathered::Request(active) => active,
             Gathered::Paused(r) if !ctl.stopping() => return Ok(Outcome::Park(r)),
             Gathered::Paused(_) | Gathered::Close => {
@@ -97,10 +97,10 @@ pub(crate) fn serve(
         if ctl.stopping() {
             return Ok(Outcome::Close { drain: false });
         }
-        if bufs.rbuf.data().is_empty() {
+        if bufs.rbuf.data().is_empty() && !ctl.may_linger() {
             // The web server sends the next request once it has this
-            // answer; reading now would mostly find nothing. A byte that
-            // comes after the last read leads the poller to the
+            // answer; reading at once would mostly find nothing. A byte
+            // that comes after the last read leads the poller to the
             // connection again.
             return Ok(Outcome::Park(Resume::NEW));
         }

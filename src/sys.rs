@@ -48,20 +48,28 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-/// A connected stream socket, unix or TCP, in non-blocking mode.
+/// A connected stream socket, unix or TCP.
 ///
-/// Nothing waits in the kernel's socket calls: a read or write that would
-/// block waits in `poll`, up to the read or write timeout, and a read that
-/// must not wait returns `WouldBlock`. Setting up a connection therefore
-/// costs no `setsockopt`; a unix socket's send buffer is raised only when
-/// a response first fills it (see [`Socket::write_vectored`]).
+/// A new socket is non-blocking, so that setting up a connection costs no
+/// system call: a read or write that would block waits in `poll`. Two
+/// things make it switch to blocking mode, once, with the linger as its
+/// receive timeout and the write timeout as its send timeout: lingering
+/// (a worker waiting a moment for the next request on a kept-open
+/// connection, which a blocking `recv` does in one call instead of three),
+/// and a response that fills the socket (the kernel then lets a write go
+/// on as soon as there is room, where `poll` would wait until three
+/// quarters of the buffer were free; a unix socket's send buffer is raised
+/// then too). Reads that must not wait pass `MSG_DONTWAIT`, and reads in a
+/// request wait in `poll` up to the read timeout, in either mode.
 #[derive(Debug)]
 pub(crate) struct Socket {
     fd: OwnedFd,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
-    /// A unix socket whose send buffer is not raised yet.
-    small_sndbuf: Cell<bool>,
+    /// The socket is in blocking mode, with its timeouts set.
+    blocking: Cell<bool>,
+    /// Its send buffer has been raised (unix sockets).
+    raised: Cell<bool>,
 }
 
 /// The send buffer asked for on a unix-socket connection once a response
@@ -73,9 +81,15 @@ pub(crate) struct Socket {
 /// which setting a size would switch off.
 const UNIX_SNDBUF: libc::c_int = 256 * 1024;
 
+/// How long a read between requests waits for the next one when the
+/// worker may linger. Web servers send the next request within tens of
+/// microseconds when busy; staying saves a round through epoll, and keeps
+/// the connection on the thread (and the CPU) that just served it.
+const LINGER: Duration = Duration::from_millis(1);
+
 impl Socket {
-    /// A socket with these timeouts; `unix` says whether it is a unix
-    /// socket (its send buffer may be raised).
+    /// A socket with these timeouts, in non-blocking mode; `unix` says
+    /// whether it is a unix socket (its send buffer may be raised).
     pub(crate) fn new(
         fd: OwnedFd,
         unix: bool,
@@ -86,16 +100,23 @@ impl Socket {
             fd,
             read_timeout,
             write_timeout,
-            small_sndbuf: Cell::new(unix),
+            blocking: Cell::new(false),
+            raised: Cell::new(!unix),
         }
     }
 
-    /// One `recv`; `WouldBlock` when nothing is there.
+    /// One `recv` that does not wait; `WouldBlock` when nothing is there.
     pub(crate) fn read_nonblocking(&self, buf: &mut [u8]) -> io::Result<usize> {
         retry(|| {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
             cvt_size(n)
         })
     }
@@ -119,41 +140,63 @@ impl Socket {
         }
     }
 
+    /// Reads, waiting at most the linger time; `WouldBlock` when nothing came.
+    pub(crate) fn read_lingering(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.block()?;
+        retry(|| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            cvt_size(n)
+        })
+    }
+
+    fn writev(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+        retry(|| {
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on unix, `count`
+            // does not exceed `bufs.len()`, and the fd is open.
+            let n = unsafe { libc::writev(self.fd.as_raw_fd(), bufs.as_ptr().cast(), count) };
+            cvt_size(n)
+        })
+    }
+
     /// Writes from several buffers at once, possibly partially, waiting up
     /// to the write timeout for room. `MSG_NOSIGNAL` semantics come from
     /// SIGPIPE being ignored process-wide.
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
-        loop {
-            let written = retry(|| {
-                // SAFETY: `IoSlice` is ABI-compatible with `iovec` on unix, `count`
-                // does not exceed `bufs.len()`, and the fd is open.
-                let n = unsafe { libc::writev(self.fd.as_raw_fd(), bufs.as_ptr().cast(), count) };
-                cvt_size(n)
-            });
-            match written {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_for_room()?,
-                other => return other,
+        match self.writev(bufs) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if self.blocking.get() && self.raised.get() {
+                    // The send timeout passed.
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                }
+                if !self.raised.replace(true) {
+                    // Best effort: the default buffer works, only slower.
+                    let _ = setsockopt(
+                        self.fd.as_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_SNDBUF,
+                        &UNIX_SNDBUF,
+                    );
+                }
+                self.block()?;
+                self.write_vectored(bufs)
             }
+            other => other,
         }
     }
 
-    /// Waits until the socket can take more, raising a unix socket's send
-    /// buffer the first time (best effort: the default works, only slower).
-    fn wait_for_room(&self) -> io::Result<()> {
-        if self.small_sndbuf.replace(false) {
-            let _ = setsockopt(
-                self.fd.as_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                &UNIX_SNDBUF,
-            );
+    /// Switches to blocking mode (once), with the linger as the receive
+    /// timeout and the write timeout as the send timeout.
+    fn block(&self) -> io::Result<()> {
+        if self.blocking.replace(true) {
+            return Ok(());
         }
-        if poll_one(self.fd.as_fd(), libc::POLLOUT, self.write_timeout)? {
-            Ok(())
-        } else {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))
-        }
+        let fd = self.fd.as_fd();
+        set_timeval(fd, libc::SO_RCVTIMEO, Some(LINGER))?;
+        set_timeval(fd, libc::SO_SNDTIMEO, self.write_timeout)?;
+        set_blocking(fd, true)
     }
 
     /// Shuts down the sending side: the peer reads end-of-file.
@@ -161,6 +204,21 @@ impl Socket {
         // SAFETY: plain call on an open fd.
         cvt(unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) }).map(drop)
     }
+}
+
+fn set_timeval(fd: BorrowedFd<'_>, opt: libc::c_int, d: Option<Duration>) -> io::Result<()> {
+    let tv = match d {
+        // A zero timeval means "no timeout"; round a tiny duration up instead.
+        Some(d) => libc::timeval {
+            tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_usec: d.subsec_micros().max(u32::from(d.is_zero())) as libc::suseconds_t,
+        },
+        None => libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+    };
+    setsockopt(fd, libc::SOL_SOCKET, opt, &tv)
 }
 
 impl AsRawFd for Socket {
@@ -443,10 +501,20 @@ pub(crate) fn coarse_nanos() -> u64 {
 /// Makes `fd` non-blocking (for a listening socket: `accept` returns
 /// `EAGAIN` instead of waiting).
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_blocking(fd, false)
+}
+
+/// Makes `fd` blocking or not.
+fn set_blocking(fd: BorrowedFd<'_>, blocking: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on an open descriptor; no memory is passed.
     let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let flags = if blocking {
+        flags & !libc::O_NONBLOCK
+    } else {
+        flags | libc::O_NONBLOCK
+    };
     // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
 }
 
 /// A duplicate of fd `fd` that we own (close-on-exec).

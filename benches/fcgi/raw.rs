@@ -184,9 +184,11 @@ fn threads(listener: UnixListener, mode: Mode) {
         .map(|_| {
             let listener = listener.clone();
             thread::spawn(move || {
+                // One buffer per thread, reused for every connection.
+                let mut buf = vec![0u8; 256 * 1024];
                 loop {
                     if let Ok((stream, _)) = listener.accept() {
-                        let _ = blocking(stream, mode);
+                        let _ = blocking(stream, mode, &mut buf);
                     }
                 }
             })
@@ -197,9 +199,8 @@ fn threads(listener: UnixListener, mode: Mode) {
     }
 }
 
-fn blocking(mut s: UnixStream, mode: Mode) -> io::Result<()> {
+fn blocking(mut s: UnixStream, mode: Mode, buf: &mut [u8]) -> io::Result<()> {
     let mut session = Session::new(mode);
-    let mut buf = vec![0u8; 256 * 1024];
     let (mut start, mut fill) = (0, 0);
     loop {
         let Some((h, len)) = Session::next(&buf[start..fill]) else {
@@ -249,6 +250,9 @@ fn event_loop(listener: UnixListener, mode: Mode) {
         .register(&mut listener, LISTENER, Interest::READABLE)
         .unwrap();
     let mut conns: Vec<Option<Conn>> = Vec::new();
+    // Buffers of closed connections, for new ones: no allocation per
+    // connection.
+    let mut spare: Vec<Vec<u8>> = Vec::new();
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
             assert_eq!(e.kind(), io::ErrorKind::Interrupted, "{e}");
@@ -256,7 +260,7 @@ fn event_loop(listener: UnixListener, mode: Mode) {
         }
         for ev in &events {
             if ev.token() == LISTENER {
-                accept_all(&listener, &poll, &mut conns, mode);
+                accept_all(&listener, &poll, &mut conns, &mut spare, mode);
                 continue;
             }
             let i = ev.token().0;
@@ -264,13 +268,20 @@ fn event_loop(listener: UnixListener, mode: Mode) {
             if done {
                 if let Some(mut c) = conns[i].take() {
                     let _ = poll.registry().deregister(&mut c.stream);
+                    spare.push(c.buf);
                 }
             }
         }
     }
 }
 
-fn accept_all(listener: &MioListener, poll: &Poll, conns: &mut Vec<Option<Conn>>, mode: Mode) {
+fn accept_all(
+    listener: &MioListener,
+    poll: &Poll,
+    conns: &mut Vec<Option<Conn>>,
+    spare: &mut Vec<Vec<u8>>,
+    mode: Mode,
+) {
     while let Ok((mut stream, _)) = listener.accept() {
         let i = conns.iter().position(Option::is_none).unwrap_or_else(|| {
             conns.push(None);
@@ -286,7 +297,7 @@ fn accept_all(listener: &MioListener, poll: &Poll, conns: &mut Vec<Option<Conn>>
         let mut conn = Conn {
             stream,
             session: Session::new(mode),
-            buf: vec![0u8; 256 * 1024],
+            buf: spare.pop().unwrap_or_else(|| vec![0u8; 256 * 1024]),
             start: 0,
             fill: 0,
             out: None,
@@ -297,6 +308,7 @@ fn accept_all(listener: &MioListener, poll: &Poll, conns: &mut Vec<Option<Conn>>
             conns[i] = Some(conn);
         } else {
             let _ = poll.registry().deregister(&mut conn.stream);
+            spare.push(conn.buf);
         }
     }
 }

@@ -10,7 +10,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::dispatch::{Event, Stream, dispatch, refuse};
-use super::{Active, Buffers, Config, Fault, Wait, output, params};
+use super::{Active, Buffers, Config, Control, Fault, Wait, output, params};
 use crate::protocol::{self, ProtocolStatus, Record};
 
 /// A request begun but not yet complete, set aside with the bytes of it
@@ -83,12 +83,13 @@ pub(crate) fn gather(
     io: &dyn super::Transport,
     bufs: &mut Buffers,
     cfg: &Config,
+    ctl: &dyn Control,
     resume: Resume,
 ) -> Result<Gathered, Fault> {
     let mut g = Gathering::resume(bufs, cfg, resume)?;
     loop {
         let Some((rec, used)) = protocol::decode_record(bufs.rbuf.data())? else {
-            match g.read_more(io, bufs, cfg)? {
+            match g.read_more(io, bufs, cfg, ctl)? {
                 Some(paused_or_closed) => return Ok(paused_or_closed),
                 None => continue,
             }
@@ -131,16 +132,24 @@ impl Gathering {
 
     /// Reads more bytes; returns how gathering ends when nothing came.
     ///
-    /// The worker does not wait (mid-request neither): a peer that stalls
-    /// is set aside with what it sent, and the connection waits in epoll.
+    /// The worker waits only a moment, and only when another worker waits
+    /// for ready connections meanwhile (mid-request too): a peer that
+    /// stalls is set aside with what it sent, and the connection waits in
+    /// epoll, holding no worker.
     fn read_more(
         &self,
         io: &dyn super::Transport,
         bufs: &mut Buffers,
         cfg: &Config,
+        ctl: &dyn Control,
     ) -> Result<Option<Gathered>, Fault> {
         let idle = self.active.is_none() && bufs.rbuf.data().is_empty();
-        match bufs.rbuf.fill(io, Wait::Never) {
+        let wait = if ctl.may_linger() {
+            Wait::Linger
+        } else {
+            Wait::Never
+        };
+        match bufs.rbuf.fill(io, wait) {
             Ok(0) if idle => Ok(Some(Gathered::Close)),
             Ok(0) => Err(Fault::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
