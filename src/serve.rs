@@ -123,6 +123,7 @@ fn handle(
         index,
         out,
         head,
+        found: _,
     } = bufs;
     let body = BodyReader::new(io, rbuf, cfg, active, &aborted);
     let mut req = Request::new(params, index, body, active);
