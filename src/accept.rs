@@ -9,7 +9,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::listener::{AllowList, Listener};
-use crate::log::log;
+use crate::log;
 use crate::poller::{Conn, Poller};
 use crate::sys;
 
@@ -105,17 +105,19 @@ impl Acceptor {
                 Ok(ip) if allow.allows(ip) => {}
                 Ok(ip) => {
                     let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
-                    log(&format!(
-                        "refused a connection from {who}: not in FCGI_WEB_SERVER_ADDRS"
-                    ));
+                    crate::events::refused_peer(&who);
                     return None;
                 }
                 Err(_) => return None,
             }
         }
+        crate::events::accepted();
         let mut sock = sock;
         if let Err(e) = sock.set_timeouts(LINGER, self.read_timeout, self.write_timeout) {
-            log(&format!("cannot set socket timeouts: {e}"));
+            log::warn(
+                "socket_options",
+                &format!("cannot set socket timeouts: {e}"),
+            );
         }
         if self.unix {
             // Best effort: the default buffer works, only slower.
@@ -155,9 +157,10 @@ impl Backoff {
                 0 => String::new(),
                 n => format!(" ({n} more failures since the last report)"),
             };
-            log(&format!(
-                "{msg}{more}; retrying, serving the connections already open"
-            ));
+            log::error(
+                "accept_failed",
+                &format!("{msg}{more}; retrying, serving the connections already open"),
+            );
             self.last_log = Some(Instant::now());
             self.unlogged = 0;
         } else {

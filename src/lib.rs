@@ -29,19 +29,27 @@
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;
+mod access_log;
 mod cgi;
 mod connection;
+mod events;
 mod listener;
 mod log;
 #[cfg(any(test, feature = "fuzzing"))]
 mod memio;
+mod metrics;
+mod ops;
+mod panic_report;
 mod poller;
 mod pool;
 mod request;
 mod response;
 mod serve;
 mod server;
+mod status;
+mod status_listen;
 mod sys;
+mod watchdog;
 
 pub mod client;
 pub mod protocol;
@@ -53,7 +61,11 @@ pub mod fuzzing {
     pub use crate::memio::check_connection;
 }
 
+pub use metrics::{
+    CurrentRequest, Histogram, Metrics, MetricsHandle, Timeouts, WorkerState, WorkerStatus,
+};
 pub use protocol::Role;
 pub use request::{Params, Request};
 pub use response::{Response, Stderr};
 pub use server::{Server, ShutdownHandle, default_workers};
+pub use status::StatusFormat;

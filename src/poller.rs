@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::connection::Resume;
-use crate::log::log;
+use crate::log;
 use crate::sys::{Epoll, EventFd, Registration, Socket};
 
 /// A connection on its way to a worker.
@@ -104,7 +104,10 @@ impl Poller {
     /// Watches the listening socket again, for the next worker.
     pub(crate) fn rearm_listener(&self, fd: RawFd) {
         if let Err(e) = self.epoll.arm(fd, LISTENER, Registration::Known) {
-            log(&format!("cannot watch the listening socket: {e}"));
+            log::error(
+                "poll_failed",
+                &format!("cannot watch the listening socket: {e}"),
+            );
         }
     }
 
@@ -135,25 +138,28 @@ impl Poller {
         (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
-    /// Closes the connections past their timeout; logs how many were
-    /// stalled mid-request.
+    /// Closes the connections past their timeout; counts them, and logs
+    /// how many were stalled mid-request.
     fn sweep(&self, state: &mut Waiting) {
-        let mut stalled = 0;
+        let (mut stalled, mut idle) = (0, 0);
         state.conns.retain(|_, (conn, since)| match &conn.resume {
             Resume::Stalled(p) if p.expired(self.read_timeout) => {
                 stalled += 1;
                 false
             }
             Resume::Stalled(_) => true,
-            Resume::Idle { .. } => since.elapsed() < self.idle_timeout,
+            Resume::Idle { .. } => {
+                let keep = since.elapsed() < self.idle_timeout;
+                idle += usize::from(!keep);
+                keep
+            }
         });
-        if stalled > 0 {
-            let limit = self.read_timeout.unwrap_or_default();
-            log(&format!(
-                "closed {stalled} connection(s) whose request did not arrive whole \
-                 within the read timeout of {limit:?}"
-            ));
-        }
+        crate::events::swept(idle, stalled, self.read_timeout);
+    }
+
+    /// How many connections wait in the poller now (for the figures).
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().conns.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, Waiting> {
@@ -177,9 +183,10 @@ impl Poller {
         if let Err(e) = self.epoll.arm(fd, fd as u64, registration) {
             state.conns.remove(&fd);
             drop(state);
-            log(&format!(
-                "cannot wait for an idle connection: {e}; closed it"
-            ));
+            log::error(
+                "poll_failed",
+                &format!("cannot wait for an idle connection: {e}; closed it"),
+            );
         }
     }
 
@@ -199,7 +206,10 @@ impl Poller {
             let token = match self.epoll.wait_one(Some(wait)) {
                 Ok(token) => token,
                 Err(e) => {
-                    log(&format!("waiting for connections failed: {e}"));
+                    log::error(
+                        "poll_failed",
+                        &format!("waiting for connections failed: {e}"),
+                    );
                     thread::sleep(Duration::from_millis(100));
                     None
                 }

@@ -21,7 +21,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use crate::accept::Acceptor;
 use crate::connection::{Buffers, Config, Control, Fault, Resume};
 use crate::listener::{AllowList, Listener};
-use crate::log::log;
+use crate::log;
+use crate::metrics::{Registry, worker as metrics};
 use crate::poller::{Conn, Poller, Ready};
 use crate::serve::{Handler, Outcome, serve};
 use crate::sys::{EventFd, Socket};
@@ -34,6 +35,8 @@ pub(crate) struct Settings {
     pub(crate) max_requests: Option<u64>,
     /// The TCP peers allowed, when limited.
     pub(crate) allow: Option<AllowList>,
+    /// Where the workers count.
+    pub(crate) metrics: Arc<Registry>,
 }
 
 /// What every worker shares.
@@ -48,6 +51,7 @@ struct Shared {
     max_requests: Option<u64>,
     workers: Workers,
     acceptor: Acceptor,
+    metrics: Arc<Registry>,
 }
 
 /// The worker threads: how many started, how many wait in the poller.
@@ -83,6 +87,7 @@ pub(crate) fn start(
         write_timeout,
         max_requests,
         allow,
+        metrics,
     } = settings;
     let (done_tx, done) = bounded::<()>(0);
     let poller = Poller::new(
@@ -107,7 +112,11 @@ pub(crate) fn start(
         served: AtomicU64::new(0),
         max_requests,
         acceptor: Acceptor::new(listener, allow, timeouts)?,
+        metrics,
     });
+    let parked = Arc::downgrade(&shared);
+    let probe = move || parked.upgrade().map_or(0, |s| s.poller.waiting());
+    shared.metrics.set_parked(Some(Box::new(probe)));
     grow(&shared);
     Ok(Running { shared, done })
 }
@@ -130,9 +139,12 @@ impl Running {
             .take();
         match self.done.recv_deadline(Instant::now() + grace) {
             Err(RecvTimeoutError::Disconnected) | Ok(()) => {}
-            Err(RecvTimeoutError::Timeout) => log(&format!(
-                "requests still running after the grace period of {grace:?}; returning without them"
-            )),
+            Err(RecvTimeoutError::Timeout) => log::warn(
+                "grace_expired",
+                &format!(
+                    "requests still running after the grace period of {grace:?}; returning without them"
+                ),
+            ),
         }
         // The last reference, unless a worker outlived the grace period;
         // its drop closes the listener.
@@ -162,6 +174,7 @@ fn grow(shared: &Arc<Shared>) {
     let spawned = thread::Builder::new()
         .name(format!("fcgi-worker-{i}"))
         .spawn(move || {
+            let _bound = metrics::bind(&shared2.metrics, i);
             work(&shared2);
             // Before `done`: whoever learns that all workers are gone then
             // holds the last reference, and its drop closes the listener.
@@ -171,7 +184,10 @@ fn grow(shared: &Arc<Shared>) {
     if let Err(e) = spawned {
         w.started.fetch_sub(1, Ordering::SeqCst);
         w.idle.fetch_sub(1, Ordering::SeqCst);
-        log(&format!("cannot start worker thread {i}: {e}"));
+        log::error(
+            "worker_start_failed",
+            &format!("cannot start worker thread {i}: {e}"),
+        );
     }
 }
 
@@ -199,7 +215,6 @@ impl Control for Shared {
             return;
         };
         if self.served.fetch_add(1, Ordering::Relaxed) + 1 == max {
-            log(&format!("served {max} requests (max_requests); stopping"));
             self.stop();
         }
     }
@@ -231,6 +246,7 @@ fn work(shared: &Arc<Shared>) {
 
 /// Serves `conn` until it is parked or closed.
 fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
+    let _serving = metrics::serving(std::os::fd::AsRawFd::as_raw_fd(&conn.sock));
     let resume = std::mem::replace(&mut conn.resume, Resume::NEW);
     let served = catch_unwind(AssertUnwindSafe(|| {
         serve(
@@ -249,26 +265,16 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
         }
         Ok(Ok(Outcome::Close { drain })) => close(conn.sock, drain),
         Ok(Err(fault)) => {
-            log_fault(&fault);
+            crate::events::connection_fault(&fault);
             if matches!(fault, Fault::Limit(_)) {
                 // Its error response is on the way: no reset.
                 close(conn.sock, true);
             }
         }
         Err(_) => {
-            log("internal error while serving a connection; closed it");
+            crate::panic_report::report_internal();
             *bufs = Buffers::new();
         }
-    }
-}
-
-/// Logs why a connection was closed, unless the peer just went away
-/// (nginx closes its upstream connection when a client aborts: routine).
-fn log_fault(fault: &Fault) {
-    use io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
-    match fault {
-        Fault::Io(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof) => {}
-        _ => log(&format!("closing connection: {fault}")),
     }
 }
 

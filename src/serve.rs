@@ -25,6 +25,11 @@
 //! [`gather`](crate::connection::gather::gather), started from a
 //! [`Resume`]; `Handling` is [`handle`]; `Ended` is what it returns.
 //!
+//! In `Handling`, a request for the status page or the ping path is
+//! answered by the server instead of the handler; any other is counted
+//! ([`metrics::begin`] and [`metrics::finish`], before the end of its
+//! response leaves) and a handler's panic is reported once.
+//!
 //! Every other way out is a [`Fault`], which closes the connection (the
 //! pool logs it once):
 //! - `Fault::Io`: the peer closed in the middle of a record, or the socket
@@ -44,8 +49,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::connection::body::BodyReader;
 use crate::connection::gather::{Gathered, gather};
 use crate::connection::{Active, Buffers, Config, Control, Fault, Resume, Transport};
+use crate::metrics::view::RequestView;
+use crate::metrics::worker::{self as metrics, Begun, Failure, Finished, Tally};
 use crate::request::Request;
 use crate::response::Response;
+use crate::{panic_report, status};
 
 /// The request handler, as a worker calls it.
 pub(crate) type Handler =
@@ -74,6 +82,18 @@ pub(crate) fn serve(
     ctl: &dyn Control,
     resume: Resume,
 ) -> Result<Outcome, Fault> {
+    metrics::with_tally(|tally| serve_counted(io, bufs, (cfg, handler), ctl, resume, tally))
+}
+
+/// [`serve`], counting through the worker's `tally`.
+fn serve_counted(
+    io: &dyn Transport,
+    bufs: &mut Buffers,
+    (cfg, handler): (&Config, &Handler),
+    ctl: &dyn Control,
+    resume: Resume,
+    tally: Option<Tally<'_>>,
+) -> Result<Outcome, Fault> {
     // A connection never inherits bytes that another one left behind.
     bufs.rbuf.clear();
     let mut resume = Some(resume);
@@ -86,8 +106,11 @@ pub(crate) fn serve(
                 return Ok(Outcome::Close { drain: false });
             }
         };
-        let ended = handle(io, bufs, cfg, handler, active);
+        let ended = handle(io, bufs, (cfg, handler), active, tally);
         ctl.request_done();
+        if let Some(tally) = tally {
+            tally.ended();
+        }
         let ended = ended?;
         if !active.keep_conn || !ended.clean {
             return Ok(Outcome::Close {
@@ -112,9 +135,9 @@ struct Ended {
 fn handle(
     io: &dyn Transport,
     bufs: &mut Buffers,
-    cfg: &Config,
-    handler: &Handler,
+    (cfg, handler): (&Config, &Handler),
     active: Active,
+    tally: Option<Tally<'_>>,
 ) -> Result<Ended, Fault> {
     let aborted = Cell::new(false);
     let Buffers {
@@ -123,17 +146,28 @@ fn handle(
         index,
         out,
         head,
-        found: _,
+        found,
     } = bufs;
+    let view = RequestView::new(params, index, found);
+    let begun = tally.map_or(Begun::Unbound, |t| t.begin(&view));
     let body = BodyReader::new(io, rbuf, cfg, active, &aborted);
     let mut req = Request::new(params, index, body, active);
     let mut res = Response::new(io, out, head, active.id, &aborted);
-    let result = catch_unwind(AssertUnwindSafe(|| handler(&mut req, &mut res)));
-    let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("handler failed: {e}")),
-        Err(panic) => Some(format!("handler panicked: {}", panic_message(&*panic))),
-    };
+    let result = catch_unwind(AssertUnwindSafe(|| match begun {
+        Begun::Page(page) => status::answer(page, &mut req, &mut res, metrics::snapshot_here),
+        _ => handler(&mut req, &mut res),
+    }));
+    let (failure, how) = failure_of(result, &view);
+    if let (Begun::Counted(started), Some(tally)) = (begun, tally) {
+        let finished = Finished {
+            view: &view,
+            status: res.final_status(failure.is_some()),
+            failure: how,
+            aborted: aborted.get(),
+            bytes: (req.body.bytes_read(), res.body_bytes()),
+        };
+        tally.finish(started, &finished);
+    }
     let body = &mut req.body;
     let fault = body.take_fault();
     let ended = res.end(failure.as_deref(), cfg.debug);
@@ -146,6 +180,26 @@ fn handle(
         clean: ended?,
         stdin_done: body.is_done(),
     })
+}
+
+/// The message a handler's failure puts on the error stream, if it
+/// failed; a panic is reported (once) on the way.
+fn failure_of(
+    result: std::thread::Result<io::Result<()>>,
+    view: &RequestView<'_>,
+) -> (Option<String>, Failure) {
+    match result {
+        Ok(Ok(())) => (None, Failure::None),
+        Ok(Err(e)) => {
+            crate::events::handler_error(&e);
+            (Some(format!("handler failed: {e}")), Failure::Error)
+        }
+        Err(panic) => {
+            let msg = panic_message(&*panic);
+            panic_report::report(msg, view.method(), view.uri());
+            (Some(format!("handler panicked: {msg}")), Failure::Panic)
+        }
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
