@@ -82,9 +82,9 @@ fn backtrace() -> String {
     let mut ips = [0usize; 48];
     let n = sys::backtrace(&mut ips);
     let mut out = String::with_capacity(n * 24);
-    for &ip in &ips[..n] {
+    for &ip in ips[..n].iter().filter(|&&ip| ip != 0) {
         // A return address is past its call: name the call's byte.
-        let ip = ip.saturating_sub(1);
+        let ip = ip - 1;
         if !out.is_empty() {
             out.push(' ');
         }
