@@ -17,6 +17,7 @@ use fcgi_server::{Request, Response, Server, ShutdownHandle};
 pub mod echo;
 pub mod frontend;
 pub mod http;
+pub mod logged;
 pub mod status;
 
 /// A directory of its own under the system temp dir, removed on drop.
