@@ -80,46 +80,47 @@ impl Ops {
         (workers, listener): (usize, &Listener),
         stop: &Arc<EventFd>,
     ) -> io::Result<Started> {
-        let pages = Pages {
-            status: self.status_path.clone(),
-            ping: self.ping_path.clone(),
-        };
-        let tracking = self.tracking(registry);
-        let access = opened.access;
         registry.start(Setup {
             workers,
-            tracking,
+            tracking: self.tracking(registry),
             cuts: self.timeout.is_some(),
-            pages,
-            access,
+            pages: Pages {
+                status: self.status_path.clone(),
+                ping: self.ping_path.clone(),
+            },
+            access: opened.access,
         });
         registry.set_listener(ListenProbe::new(listener.as_fd()).ok());
+        let threads = self.start_threads(opened.side, registry, stop)?;
+        Ok(Started {
+            registry: Arc::clone(registry),
+            threads,
+        })
+    }
+
+    /// Starts the status thread (on `side`, when there is one) and the
+    /// watchdog (when it has something to watch).
+    fn start_threads(
+        &self,
+        side: Option<Listener>,
+        registry: &Arc<Registry>,
+        stop: &Arc<EventFd>,
+    ) -> io::Result<Vec<JoinHandle<()>>> {
         let mut threads = Vec::new();
-        if let Some(side) = opened.side {
+        if let Some(side) = side {
             let ping = self.ping_path.clone().unwrap_or_else(|| "/ping".to_owned());
-            let registry = Arc::clone(registry);
-            threads.push(status_listen::start(
-                side,
-                registry,
-                ping,
-                Arc::clone(stop),
-            )?);
+            let (registry, stop) = (Arc::clone(registry), Arc::clone(stop));
+            threads.push(status_listen::start(side, registry, ping, stop)?);
         }
         let limits = watchdog::Limits {
             slow: self.slow,
             timeout: self.timeout,
         };
         if limits.slow.is_some() || limits.timeout.is_some() {
-            threads.push(watchdog::start(
-                Arc::clone(registry),
-                limits,
-                Arc::clone(stop),
-            )?);
+            let (registry, stop) = (Arc::clone(registry), Arc::clone(stop));
+            threads.push(watchdog::start(registry, limits, stop)?);
         }
-        Ok(Started {
-            registry: Arc::clone(registry),
-            threads,
-        })
+        Ok(threads)
     }
 
     /// Logs the start-up: the socket, the pool's size, what is on.

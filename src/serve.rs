@@ -108,9 +108,7 @@ fn serve_counted(
         };
         let ended = handle(io, bufs, (cfg, handler), active, tally);
         ctl.request_done();
-        if let Some(tally) = tally {
-            tally.ended();
-        }
+        tally.inspect(|t| t.ended());
         let ended = ended?;
         if !active.keep_conn || !ended.clean {
             return Ok(Outcome::Close {
@@ -159,14 +157,7 @@ fn handle(
     }));
     let (failure, how) = failure_of(result, &view);
     if let (Begun::Counted(started), Some(tally)) = (begun, tally) {
-        let finished = Finished {
-            view: &view,
-            status: res.final_status(failure.is_some()),
-            failure: how,
-            aborted: aborted.get(),
-            bytes: (req.body.bytes_read(), res.body_bytes()),
-        };
-        tally.finish(started, &finished);
+        tally.finish(started, &finished(&view, (&req, &res), how, aborted.get()));
     }
     let body = &mut req.body;
     let fault = body.take_fault();
@@ -180,6 +171,23 @@ fn handle(
         clean: ended?,
         stdin_done: body.is_done(),
     })
+}
+
+/// A request whose handler returned, for the counters and the access log.
+#[inline]
+fn finished<'v>(
+    view: &'v RequestView<'v>,
+    (req, res): (&Request<'_>, &Response<'_>),
+    failure: Failure,
+    aborted: bool,
+) -> Finished<'v> {
+    Finished {
+        view,
+        status: res.final_status(failure != Failure::None),
+        failure,
+        aborted,
+        bytes: (req.body.bytes_read(), res.body_bytes()),
+    }
 }
 
 /// The message a handler's failure puts on the error stream, if it

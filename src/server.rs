@@ -14,7 +14,7 @@ use crate::connection::{Buffers, Config, NoControl, Resume, Roles};
 use crate::listener::{self, AllowList, Listener};
 use crate::log::{self, Level};
 use crate::metrics::{MetricsHandle, Registry};
-use crate::ops::Ops;
+use crate::ops::{Opened, Ops};
 use crate::panic_report;
 use crate::pool::{self, Settings};
 use crate::protocol::Role;
@@ -400,16 +400,32 @@ where
         let allow = AllowList::from_env()?;
         let opened = self.ops.open(self.socket_mode)?;
         let stop = self.shutdown.arm()?;
-        if self.handle_signals {
+        let signals = self.handle_signals;
+        if signals {
             sys::catch_stop_signals(&stop)?;
             // A signal handler may write to it at any time from now on.
             std::mem::forget(Arc::clone(&stop));
         }
-        let workers = self.cfg.workers;
-        let at = listener::describe(listener.as_fd());
+        let served = self.serve_pool(listener, (allow, opened), &stop);
+        if signals {
+            sys::restore_stop_signals();
+        }
+        served
+    }
+
+    /// Runs the pool and the operating threads on `listener` until `stop`
+    /// fires, then shuts them down.
+    fn serve_pool(
+        self,
+        listener: Listener,
+        (allow, opened): (Option<AllowList>, Opened),
+        stop: &Arc<EventFd>,
+    ) -> io::Result<()> {
+        let (workers, at) = (self.cfg.workers, listener::describe(listener.as_fd()));
         let started = self
             .ops
-            .start(opened, &self.metrics, (workers, &listener), &stop)?;
+            .start(opened, &self.metrics, (workers, &listener), stop)
+            .inspect_err(|_| stop.notify())?;
         let settings = Settings {
             cfg: self.cfg,
             idle_timeout: self.idle_timeout,
@@ -418,12 +434,8 @@ where
             allow,
             metrics: Arc::clone(&self.metrics),
         };
-        let running = match pool::start(
-            settings,
-            Box::new(self.handler),
-            listener,
-            Arc::clone(&stop),
-        ) {
+        let handler = Box::new(self.handler);
+        let running = match pool::start(settings, handler, listener, Arc::clone(stop)) {
             Ok(running) => running,
             Err(e) => {
                 stop.notify();
@@ -432,14 +444,11 @@ where
             }
         };
         self.ops.log_start(&at, workers);
-        wait_for_stop(&stop);
+        wait_for_stop(stop);
         log_shutdown(&self.shutdown, self.max_requests);
         started.release_listener();
         running.shut_down(self.grace);
         started.join();
-        if self.handle_signals {
-            sys::restore_stop_signals();
-        }
         log::info("stopped", "stopped");
         Ok(())
     }

@@ -701,34 +701,44 @@ pub(crate) fn local_addr(fd: BorrowedFd<'_>) -> io::Result<LocalAddr> {
     let mut len = mem::size_of_val(&addr) as libc::socklen_t;
     // SAFETY: `addr` and `len` are valid for writes and describe each other.
     cvt(unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len) })?;
-    match libc::c_int::from(addr.ss_family) {
-        libc::AF_UNIX => {
-            // SAFETY: the family says the storage holds a sockaddr_un.
-            let un: &libc::sockaddr_un = unsafe { &*(&raw const addr).cast() };
-            let at = mem::size_of::<libc::sa_family_t>();
-            let n = (len as usize).saturating_sub(at).min(un.sun_path.len());
-            let mut path: Vec<u8> = un.sun_path[..n].iter().map(|&c| c as u8).collect();
-            // A path ends at its NUL; an abstract name starts with one.
-            if let Some(end) = path.iter().position(|&b| b == 0).filter(|&e| e > 0) {
-                path.truncate(end);
-            }
-            Ok(LocalAddr::Unix(path))
-        }
+    if libc::c_int::from(addr.ss_family) == libc::AF_UNIX {
+        return Ok(LocalAddr::Unix(unix_path(&addr, len as usize)));
+    }
+    inet_addr(&addr)
+        .map(LocalAddr::Inet)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a unix or TCP/IP socket"))
+}
+
+/// The path in a unix socket address of `len` bytes.
+fn unix_path(addr: &libc::sockaddr_storage, len: usize) -> Vec<u8> {
+    // SAFETY: the caller saw AF_UNIX: the storage holds a sockaddr_un.
+    let un: &libc::sockaddr_un = unsafe { &*(addr as *const libc::sockaddr_storage).cast() };
+    let at = mem::size_of::<libc::sa_family_t>();
+    let n = len.saturating_sub(at).min(un.sun_path.len());
+    let mut path: Vec<u8> = un.sun_path[..n].iter().map(|&c| c as u8).collect();
+    // A path ends at its NUL; an abstract name starts with one.
+    if let Some(end) = path.iter().position(|&b| b == 0).filter(|&e| e > 0) {
+        path.truncate(end);
+    }
+    path
+}
+
+/// The IP address and port in a socket address, if it is one.
+fn inet_addr(storage: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    let addr = storage as *const libc::sockaddr_storage;
+    match libc::c_int::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let a: &libc::sockaddr_in = unsafe { &*(&raw const addr).cast() };
+            let a: &libc::sockaddr_in = unsafe { &*addr.cast() };
             let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Ok(LocalAddr::Inet((ip, u16::from_be(a.sin_port)).into()))
+            Some((ip, u16::from_be(a.sin_port)).into())
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let a: &libc::sockaddr_in6 = unsafe { &*(&raw const addr).cast() };
+            let a: &libc::sockaddr_in6 = unsafe { &*addr.cast() };
             let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Ok(LocalAddr::Inet((ip, u16::from_be(a.sin6_port)).into()))
+            Some((ip, u16::from_be(a.sin6_port)).into())
         }
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a unix or TCP/IP socket",
-        )),
+        _ => None,
     }
 }

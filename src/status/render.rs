@@ -59,24 +59,20 @@ fn sample(suffix: &'static str, value: Value) -> Sample {
     }
 }
 
-fn gauge(name: &'static str, help: &'static str, value: Value) -> Family {
-    let samples = vec![sample("", value)];
+/// A family of one sample.
+fn single(name: &'static str, kind: Kind, help: &'static str, value: Value) -> Family {
+    let suffix = if kind == Kind::Counter { "_total" } else { "" };
     Family {
         name,
-        kind: Kind::Gauge,
+        kind,
         help,
-        samples,
+        samples: vec![sample(suffix, value)],
     }
 }
 
-fn counter(name: &'static str, help: &'static str, value: u64) -> Family {
-    labelled(name, help, "", &[("", value)])
-}
-
-/// A counter with one label, a sample per value of it (none: no label).
+/// A counter with one label, a sample per value of it.
 fn labelled(
-    name: &'static str,
-    help: &'static str,
+    (name, help): (&'static str, &'static str),
     label: &'static str,
     values: &[(&str, u64)],
 ) -> Family {
@@ -84,11 +80,7 @@ fn labelled(
         .iter()
         .map(|&(v, n)| Sample {
             suffix: "_total",
-            labels: if label.is_empty() {
-                vec![]
-            } else {
-                vec![(label, v.to_owned())]
-            },
+            labels: vec![(label, v.to_owned())],
             value: Value::Int(n),
         })
         .collect();
@@ -126,167 +118,207 @@ fn histogram(name: &'static str, help: &'static str, h: &Histogram) -> Family {
     }
 }
 
+/// How to read one figure.
+type Read = fn(&Metrics) -> Value;
+
+/// The families of one unlabelled sample: name, kind, help, figure.
+const SINGLE: [(&str, Kind, &str, Read); 13] = [
+    (
+        "fcgi_start_time_seconds",
+        Kind::Gauge,
+        "When the server started, in seconds since the Unix epoch.",
+        |m| Value::Float(m.start_time_seconds),
+    ),
+    (
+        "fcgi_workers_max",
+        Kind::Gauge,
+        "The most workers the pool may start.",
+        |m| Value::Int(m.workers_max),
+    ),
+    (
+        "fcgi_workers_started",
+        Kind::Gauge,
+        "Workers started so far.",
+        |m| Value::Int(m.workers_started),
+    ),
+    (
+        "fcgi_workers_busy",
+        Kind::Gauge,
+        "Workers serving a connection now.",
+        |m| Value::Int(m.workers_busy),
+    ),
+    (
+        "fcgi_connections_accepted",
+        Kind::Counter,
+        "Connections accepted.",
+        |m| Value::Int(m.connections_accepted),
+    ),
+    (
+        "fcgi_connections_open",
+        Kind::Gauge,
+        "Connections open now, served or kept open.",
+        |m| Value::Int(m.connections_open),
+    ),
+    (
+        "fcgi_requests",
+        Kind::Counter,
+        "Requests handed to the handler.",
+        |m| Value::Int(m.requests),
+    ),
+    (
+        "fcgi_handler_panics",
+        Kind::Counter,
+        "Handlers that panicked.",
+        |m| Value::Int(m.handler_panics),
+    ),
+    (
+        "fcgi_handler_errors",
+        Kind::Counter,
+        "Handlers that returned an error.",
+        |m| Value::Int(m.handler_errors),
+    ),
+    (
+        "fcgi_requests_aborted",
+        Kind::Counter,
+        "Requests the web server aborted.",
+        |m| Value::Int(m.requests_aborted),
+    ),
+    (
+        "fcgi_protocol_errors",
+        Kind::Counter,
+        "Connections closed for breaking the protocol.",
+        |m| Value::Int(m.protocol_errors),
+    ),
+    (
+        "fcgi_limit_rejections",
+        Kind::Counter,
+        "Requests refused for going over a limit.",
+        |m| Value::Int(m.limit_rejections),
+    ),
+    (
+        "fcgi_slow_requests",
+        Kind::Counter,
+        "Requests that ran past the slow-request threshold.",
+        |m| Value::Int(m.slow_requests),
+    ),
+];
+
 /// The server-wide families, in the order every format gives them.
 fn families(m: &Metrics) -> Vec<Family> {
-    let int = Value::Int;
-    let listen = m.listen_queue.map_or(Value::Unknown, int);
-    let r = m.responses;
-    let t = m.timeouts;
-    vec![
-        gauge(
-            "fcgi_start_time_seconds",
-            "When the server started, in seconds since the Unix epoch.",
-            Value::Float(m.start_time_seconds),
-        ),
-        gauge(
-            "fcgi_workers_max",
-            "The most workers the pool may start.",
-            int(m.workers_max),
-        ),
-        gauge(
-            "fcgi_workers_started",
-            "Workers started so far.",
-            int(m.workers_started),
-        ),
-        gauge(
-            "fcgi_workers_busy",
-            "Workers serving a connection now.",
-            int(m.workers_busy),
-        ),
-        counter(
-            "fcgi_connections_accepted",
-            "Connections accepted.",
-            m.connections_accepted,
-        ),
-        gauge(
-            "fcgi_connections_open",
-            "Connections open now, served or kept open.",
-            int(m.connections_open),
-        ),
-        counter(
-            "fcgi_requests",
-            "Requests handed to the handler.",
-            m.requests,
-        ),
-        labelled(
-            "fcgi_responses",
-            "Responses by status class.",
-            "class",
-            &[
-                ("1xx", r[0]),
-                ("2xx", r[1]),
-                ("3xx", r[2]),
-                ("4xx", r[3]),
-                ("5xx", r[4]),
-            ],
-        ),
-        counter(
-            "fcgi_handler_panics",
-            "Handlers that panicked.",
-            m.handler_panics,
-        ),
-        counter(
-            "fcgi_handler_errors",
-            "Handlers that returned an error.",
-            m.handler_errors,
-        ),
-        counter(
-            "fcgi_requests_aborted",
-            "Requests the web server aborted.",
-            m.requests_aborted,
-        ),
-        counter(
-            "fcgi_protocol_errors",
-            "Connections closed for breaking the protocol.",
-            m.protocol_errors,
-        ),
-        counter(
-            "fcgi_limit_rejections",
-            "Requests refused for going over a limit.",
-            m.limit_rejections,
-        ),
-        labelled(
-            "fcgi_timeouts",
-            "Connections closed at a timeout, by kind.",
-            "kind",
-            &[
-                ("read", t.read),
-                ("write", t.write),
-                ("idle", t.idle),
-                ("request", t.request),
-            ],
-        ),
-        counter(
-            "fcgi_slow_requests",
-            "Requests that ran past the slow-request threshold.",
-            m.slow_requests,
-        ),
-        histogram(
-            "fcgi_request_duration_seconds",
-            "Request durations, from params complete to response handed over.",
-            &m.request_duration,
-        ),
-        gauge(
-            "fcgi_listen_queue",
-            "Connections waiting in the kernel's accept queue.",
-            listen,
-        ),
-    ]
+    let mut all: Vec<Family> = SINGLE
+        .iter()
+        .map(|&(name, kind, help, read)| single(name, kind, help, read(m)))
+        .collect();
+    let (r, t) = (m.responses, m.timeouts);
+    let classes = [
+        ("1xx", r[0]),
+        ("2xx", r[1]),
+        ("3xx", r[2]),
+        ("4xx", r[3]),
+        ("5xx", r[4]),
+    ];
+    all.push(labelled(
+        ("fcgi_responses", "Responses by status class."),
+        "class",
+        &classes,
+    ));
+    let kinds = [
+        ("read", t.read),
+        ("write", t.write),
+        ("idle", t.idle),
+        ("request", t.request),
+    ];
+    all.push(labelled(
+        ("fcgi_timeouts", "Connections closed at a timeout, by kind."),
+        "kind",
+        &kinds,
+    ));
+    let help = "Request durations, from params complete to response handed over.";
+    all.push(histogram(
+        "fcgi_request_duration_seconds",
+        help,
+        &m.request_duration,
+    ));
+    let listen = m.listen_queue.map_or(Value::Unknown, Value::Int);
+    let help = "Connections waiting in the kernel's accept queue.";
+    all.push(single("fcgi_listen_queue", Kind::Gauge, help, listen));
+    all
 }
 
 /// The per-worker families (OpenMetrics; the other formats list workers).
 fn worker_families(workers: &[WorkerStatus]) -> Vec<Family> {
-    let worker = |w: &WorkerStatus| ("worker", w.worker.to_string());
-    let states = [
-        WorkerState::Idle,
-        WorkerState::Reading,
-        WorkerState::Handler,
-        WorkerState::Writing,
-    ];
-    let state_samples = workers.iter().flat_map(|w| {
-        states.iter().map(move |&s| Sample {
-            suffix: "",
-            labels: vec![worker(w), ("fcgi_worker_state", s.name().to_owned())],
-            value: Value::Int(u64::from(w.state == s)),
-        })
-    });
-    let requests = workers.iter().map(|w| Sample {
+    let family = |name, kind, help, samples| Family {
+        name,
+        kind,
+        help,
+        samples,
+    };
+    vec![
+        family(
+            "fcgi_worker_state",
+            Kind::StateSet,
+            "What each worker is doing.",
+            states(workers),
+        ),
+        family(
+            "fcgi_worker_requests",
+            Kind::Counter,
+            "Requests each worker has been handed.",
+            served(workers),
+        ),
+        family(
+            "fcgi_worker_request_elapsed_seconds",
+            Kind::Gauge,
+            "How long each worker's current request has run.",
+            elapsed(workers),
+        ),
+    ]
+}
+
+fn worker_label(w: &WorkerStatus) -> (&'static str, String) {
+    ("worker", w.worker.to_string())
+}
+
+/// A stateset: one sample per worker and state, 1 for the state it is in.
+fn states(workers: &[WorkerStatus]) -> Vec<Sample> {
+    use WorkerState::*;
+    let states = [Idle, Reading, Handler, Writing];
+    let each = |w: &WorkerStatus, s: WorkerState| Sample {
+        suffix: "",
+        labels: vec![worker_label(w), ("fcgi_worker_state", s.name().to_owned())],
+        value: Value::Int(u64::from(w.state == s)),
+    };
+    workers
+        .iter()
+        .flat_map(|w| states.map(|s| each(w, s)))
+        .collect()
+}
+
+fn served(workers: &[WorkerStatus]) -> Vec<Sample> {
+    let each = |w: &WorkerStatus| Sample {
         suffix: "_total",
-        labels: vec![worker(w)],
+        labels: vec![worker_label(w)],
         value: Value::Int(w.requests),
-    });
-    let elapsed = workers.iter().filter_map(|w| {
+    };
+    workers.iter().map(each).collect()
+}
+
+/// The requests in flight, with their method and URI as labels.
+fn elapsed(workers: &[WorkerStatus]) -> Vec<Sample> {
+    let each = |w: &WorkerStatus| {
         let c = w.current.as_ref()?;
+        let labels = vec![
+            worker_label(w),
+            ("method", c.method.clone()),
+            ("uri", c.uri.clone()),
+        ];
         Some(Sample {
             suffix: "",
-            labels: vec![
-                worker(w),
-                ("method", c.method.clone()),
-                ("uri", c.uri.clone()),
-            ],
+            labels,
             value: Value::Float(c.elapsed.as_secs_f64()),
         })
-    });
-    vec![
-        Family {
-            name: "fcgi_worker_state",
-            kind: Kind::StateSet,
-            help: "What each worker is doing.",
-            samples: state_samples.collect(),
-        },
-        Family {
-            name: "fcgi_worker_requests",
-            kind: Kind::Counter,
-            help: "Requests each worker has been handed.",
-            samples: requests.collect(),
-        },
-        Family {
-            name: "fcgi_worker_request_elapsed_seconds",
-            kind: Kind::Gauge,
-            help: "How long each worker's current request has run.",
-            samples: elapsed.collect(),
-        },
-    ]
+    };
+    workers.iter().filter_map(each).collect()
 }
 
 impl Metrics {
