@@ -26,6 +26,15 @@
 //! listening socket inherited on file descriptor 0: how lighttpd's
 //! `bin-path`, Apache mod_fcgid and spawn-fcgi start the program.
 //!
+//! Operating it: the server answers a status page and a ping path itself
+//! ([`Server::status_path`], [`Server::ping_path`], also on a socket of
+//! their own: [`Server::status_listen`]), logs slow requests and cuts off
+//! those past a timeout ([`Server::slow_request_log`],
+//! [`Server::request_timeout`]), writes an access log
+//! ([`Server::access_log`]), and reports its events, a handler's panic
+//! included, one line each on stderr. A program reads the same figures
+//! from [`Server::metrics_handle`].
+//!
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;
