@@ -326,7 +326,19 @@ where
     }
 
     /// A handle that reads the server's figures (those of the status page)
-    /// from any thread, for programs that export them elsewhere.
+    /// from any thread, for programs that export them elsewhere. Taken
+    /// before [`run`](Server::run), it also gives each worker's request in
+    /// flight (as the status page's `&full` does).
+    ///
+    /// ```no_run
+    /// # use std::io::Write;
+    /// let server = fcgi_server::Server::new(|_req, res| res.write_all(b"hi\n"));
+    /// let metrics = server.metrics_handle();
+    /// std::thread::spawn(move || server.run());
+    /// // ...
+    /// let m = metrics.snapshot();
+    /// println!("{} requests, {} workers busy", m.requests, m.workers_busy);
+    /// ```
     pub fn metrics_handle(&self) -> MetricsHandle {
         self.metrics.handle()
     }
