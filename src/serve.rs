@@ -50,7 +50,7 @@ use crate::connection::body::BodyReader;
 use crate::connection::gather::{Gathered, gather};
 use crate::connection::{Active, Buffers, Config, Control, Fault, Resume, Transport};
 use crate::metrics::view::RequestView;
-use crate::metrics::worker::{self as metrics, Begun, Failure, Finished, Tally};
+use crate::metrics::worker::{self as metrics, Begun, Detail, Failure, Finished, Tally};
 use crate::request::Request;
 use crate::response::Response;
 use crate::{panic_report, status};
@@ -146,8 +146,9 @@ fn handle(
         head,
         found,
     } = bufs;
-    let view = RequestView::new(params, index, found);
-    let begun = tally.map_or(Begun::Unbound, |t| t.begin(&view));
+    // Built only where the bookkeeping reads the request.
+    let view = || RequestView::new(params, index, found);
+    let begun = tally.map_or(Begun::Unbound, |t| t.begin(view));
     let body = BodyReader::new(io, rbuf, cfg, active, &aborted);
     let mut req = Request::new(params, index, body, active);
     let mut res = Response::new(io, out, head, active.id, &aborted);
@@ -155,9 +156,18 @@ fn handle(
         Begun::Page(page) => status::answer(page, &mut req, &mut res, metrics::snapshot_here),
         _ => handler(&mut req, &mut res),
     }));
-    let (failure, how) = failure_of(result, &view);
+    let (failure, how) = failure_of(result, view);
     if let (Begun::Counted(started), Some(tally)) = (begun, tally) {
-        tally.finish(started, &finished(&view, (&req, &res), how, aborted.get()));
+        let done = Finished {
+            status: res.final_status(how != Failure::None),
+            failure: how,
+            aborted: aborted.get(),
+        };
+        let detail = || Detail {
+            view: view(),
+            bytes: (req.body.bytes_read(), res.body_bytes()),
+        };
+        tally.finish(started, done, detail);
     }
     let body = &mut req.body;
     let fault = body.take_fault();
@@ -173,28 +183,11 @@ fn handle(
     })
 }
 
-/// A request whose handler returned, for the counters and the access log.
-#[inline]
-fn finished<'v>(
-    view: &'v RequestView<'v>,
-    (req, res): (&Request<'_>, &Response<'_>),
-    failure: Failure,
-    aborted: bool,
-) -> Finished<'v> {
-    Finished {
-        view,
-        status: res.final_status(failure != Failure::None),
-        failure,
-        aborted,
-        bytes: (req.body.bytes_read(), res.body_bytes()),
-    }
-}
-
 /// The message a handler's failure puts on the error stream, if it
 /// failed; a panic is reported (once) on the way.
-fn failure_of(
+fn failure_of<'v>(
     result: std::thread::Result<io::Result<()>>,
-    view: &RequestView<'_>,
+    view: impl Fn() -> RequestView<'v>,
 ) -> (Option<String>, Failure) {
     match result {
         Ok(Ok(())) => (None, Failure::None),
@@ -204,6 +197,7 @@ fn failure_of(
         }
         Err(panic) => {
             let msg = panic_message(&*panic);
+            let view = view();
             panic_report::report(msg, view.method(), view.uri());
             (Some(format!("handler panicked: {msg}")), Failure::Panic)
         }

@@ -149,14 +149,19 @@ pub(crate) enum Failure {
 }
 
 /// A request whose handler returned, as [`Tally::finish`] counts it.
-#[derive(Debug)]
-pub(crate) struct Finished<'v> {
-    pub(crate) view: &'v RequestView<'v>,
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finished {
     /// The status the client gets.
     pub(crate) status: u16,
     pub(crate) failure: Failure,
     /// The web server aborted the request.
     pub(crate) aborted: bool,
+}
+
+/// What the access log adds about a finished request.
+#[derive(Debug)]
+pub(crate) struct Detail<'v> {
+    pub(crate) view: RequestView<'v>,
     /// Request body bytes read, response body bytes written.
     pub(crate) bytes: (u64, u64),
 }
@@ -164,16 +169,18 @@ pub(crate) struct Finished<'v> {
 impl Tally<'_> {
     /// A request's params are complete: a page the server answers, or a
     /// request for the handler (then counted, and kept while tracking).
+    /// `view` is called only when the request is looked at (pages,
+    /// tracking).
     #[inline]
-    pub(crate) fn begin(self, view: &RequestView<'_>) -> Begun {
-        if let Some(page) = self.run.pages.as_ref().and_then(|p| p.route(view)) {
+    pub(crate) fn begin<'v>(self, view: impl Fn() -> RequestView<'v>) -> Begun {
+        if let Some(page) = self.run.pages.as_ref().and_then(|p| p.route(&view())) {
             return Begun::Page(page);
         }
         let started_ns = sys::monotonic_ns();
         self.slot.add(Count::Requests, 1);
         self.slot.set_state(State::Handler);
         if self.run.tracking {
-            track(self.slot, view, started_ns);
+            track(self.slot, &view(), started_ns);
         }
         Begun::Counted(started_ns)
     }
@@ -181,8 +188,14 @@ impl Tally<'_> {
     /// Counts a request whose handler returned (before the end of its
     /// response is written, so that a client that has the response finds
     /// it counted), and writes its access-log line.
+    /// `detail` is called only for the access log.
     #[inline]
-    pub(crate) fn finish(self, started_ns: u64, done: &Finished<'_>) {
+    pub(crate) fn finish<'v>(
+        self,
+        started_ns: u64,
+        done: Finished,
+        detail: impl FnOnce() -> Detail<'v>,
+    ) {
         let ns = sys::monotonic_ns().saturating_sub(started_ns);
         self.slot.observe(ns);
         if self.run.tracking {
@@ -192,7 +205,8 @@ impl Tally<'_> {
         if done.failure == Failure::None && !done.aborted && !self.run.extras {
             self.slot.add(Count::response(done.status), 1);
         } else {
-            finish_rest(self, done, ns);
+            let detail = self.run.access.is_some().then(detail);
+            finish_rest(self, done, ns, detail);
         }
         self.slot.set_state(State::Writing);
     }
@@ -218,7 +232,7 @@ fn track(slot: &Slot, view: &RequestView<'_>, started_ns: u64) {
 /// [`Tally::finish`] for a request that failed, was aborted or may have
 /// been cut off, or when the access log is on.
 #[cold]
-fn finish_rest(tally: Tally<'_>, done: &Finished<'_>, ns: u64) {
+fn finish_rest(tally: Tally<'_>, done: Finished, ns: u64, detail: Option<Detail<'_>>) {
     let slot = tally.slot;
     let outcome = outcome(slot.was_cut(), done);
     if matches!(outcome, "ok" | "error" | "panic") {
@@ -232,13 +246,14 @@ fn finish_rest(tally: Tally<'_>, done: &Finished<'_>, ns: u64) {
     if done.aborted {
         slot.add(Count::RequestsAborted, 1);
     }
-    if let Some(log) = &tally.run.access {
-        log.write(&mut tally.line.borrow_mut(), &entry(done, ns, outcome));
+    if let (Some(log), Some(detail)) = (&tally.run.access, detail) {
+        let entry = entry(done, &detail, (ns, outcome));
+        log.write(&mut tally.line.borrow_mut(), &entry);
     }
 }
 
 /// The word for how a request ended, as the access log gives it.
-fn outcome(cut: bool, done: &Finished<'_>) -> &'static str {
+fn outcome(cut: bool, done: Finished) -> &'static str {
     match done.failure {
         _ if cut => "timeout",
         _ if done.aborted => "aborted",
@@ -248,15 +263,15 @@ fn outcome(cut: bool, done: &Finished<'_>) -> &'static str {
     }
 }
 
-fn entry<'a>(done: &Finished<'a>, ns: u64, outcome: &'static str) -> Entry<'a> {
+fn entry<'a>(done: Finished, detail: &Detail<'a>, (ns, outcome): (u64, &'static str)) -> Entry<'a> {
     let duration = Duration::from_nanos(ns);
     Entry {
         time: SystemTime::now() - duration,
-        remote: done.view.remote_addr(),
-        method: done.view.method(),
-        uri: done.view.uri(),
+        remote: detail.view.remote_addr(),
+        method: detail.view.method(),
+        uri: detail.view.uri(),
         status: done.status,
-        bytes: done.bytes,
+        bytes: detail.bytes,
         duration,
         outcome,
     }
