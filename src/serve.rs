@@ -158,16 +158,7 @@ fn handle(
     }));
     let (failure, how) = failure_of(result, view);
     if let (Begun::Counted(started), Some(tally)) = (begun, tally) {
-        let done = Finished {
-            status: res.final_status(how != Failure::None),
-            failure: how,
-            aborted: aborted.get(),
-        };
-        let detail = || Detail {
-            view: view(),
-            bytes: (req.body.bytes_read(), res.body_bytes()),
-        };
-        tally.finish(started, done, detail);
+        count(tally, started, (&req, &res), (how, aborted.get()), view);
     }
     let body = &mut req.body;
     let fault = body.take_fault();
@@ -181,6 +172,27 @@ fn handle(
         clean: ended?,
         stdin_done: body.is_done(),
     })
+}
+
+/// Counts a request whose handler returned (started at `started_ns`).
+#[inline]
+fn count<'v>(
+    tally: Tally<'_>,
+    started_ns: u64,
+    (req, res): (&Request<'_>, &Response<'_>),
+    (failure, aborted): (Failure, bool),
+    view: impl Fn() -> RequestView<'v>,
+) {
+    let done = Finished {
+        status: res.final_status(failure != Failure::None),
+        failure,
+        aborted,
+    };
+    let detail = || Detail {
+        view: view(),
+        bytes: (req.body.bytes_read(), res.body_bytes()),
+    };
+    tally.finish(started_ns, done, detail);
 }
 
 /// The message a handler's failure puts on the error stream, if it
