@@ -4,7 +4,7 @@
 //! is busy, which is when an operator needs them.
 //!
 //! It serves one connection at a time, through the same connection code
-//! as the workers: a request whose path is the ping path (`/ping` unless
+//! as the workers (waiting in `poll` while a peer has sent nothing more): a request whose path is the ping path (`/ping` unless
 //! `Server::ping_path` says otherwise) gets `pong`, any other the status
 //! page. A peer gets short timeouts, so that one that stalls holds the
 //! thread for a second at most.
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::connection::{Buffers, Config, Control, Resume};
+use crate::connection::{Buffers, Config, NoControl, Resume};
 use crate::listener::Listener;
 use crate::metrics::{Page, Registry};
 use crate::request::Request;
@@ -26,20 +26,6 @@ use crate::sys::{self, EventFd, Socket};
 
 /// How long a status peer may keep the thread waiting, at each step.
 const PATIENCE: Duration = Duration::from_secs(1);
-
-/// The status socket's side of the connection code: never lingering long,
-/// counting nothing.
-struct Side;
-
-impl Control for Side {
-    fn stopping(&self) -> bool {
-        false
-    }
-    fn request_done(&self) {}
-    fn may_linger(&self) -> bool {
-        true
-    }
-}
 
 /// Starts the status thread on `listener`; it ends when `stop` fires.
 pub(crate) fn start(
@@ -104,15 +90,15 @@ fn serve_one(
     handler: &crate::serve::Handler,
     stop: &EventFd,
 ) {
-    let linger = Duration::from_millis(200);
+    // Between reads the thread waits in poll (below), not in a read.
     if sock
-        .set_timeouts(linger, Some(PATIENCE), Some(PATIENCE))
+        .set_timeouts(PATIENCE, Some(PATIENCE), Some(PATIENCE))
         .is_err()
     {
         return;
     }
     let mut resume = Resume::NEW;
-    while let Ok(Outcome::Park(r)) = serve(&sock, bufs, cfg, handler, &Side, resume) {
+    while let Ok(Outcome::Park(r)) = serve(&sock, bufs, cfg, handler, &NoControl, resume) {
         let ready = sys::poll_readable(&[sock.as_fd(), stop.as_fd()], Some(PATIENCE));
         if !matches!(ready, Ok([true, false])) {
             break;
