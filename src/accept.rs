@@ -10,7 +10,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::listener::{AllowList, Listener};
-use crate::log::log;
+use crate::log;
 use crate::poller::{Conn, Poller};
 use crate::sys;
 
@@ -83,6 +83,7 @@ impl Acceptor {
         if !self.allowed(&fd) {
             return None;
         }
+        crate::events::accepted();
         let sock = sys::Socket::new(fd, self.unix, self.read_timeout, self.write_timeout);
         Some(Conn::new(sock))
     }
@@ -96,9 +97,7 @@ impl Acceptor {
             Ok(ip) if allow.allows(ip) => true,
             Ok(ip) => {
                 let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
-                log(&format!(
-                    "refused a connection from {who}: not in FCGI_WEB_SERVER_ADDRS"
-                ));
+                crate::events::refused_peer(&who);
                 false
             }
             Err(_) => false,
@@ -136,9 +135,10 @@ impl Backoff {
                 0 => String::new(),
                 n => format!(" ({n} more failures since the last report)"),
             };
-            log(&format!(
-                "{msg}{more}; retrying, serving the connections already open"
-            ));
+            log::error(
+                "accept_failed",
+                &format!("{msg}{more}; retrying, serving the connections already open"),
+            );
             self.last_log = Some(Instant::now());
             self.unlogged = 0;
         } else {

@@ -36,24 +36,43 @@
 //! Both are served by the same [`Server`], through its plain handler.
 //! Without them, the crate depends on `crossbeam-channel` and `libc` only.
 //!
+//! # Operating it
+//!
+//! The server answers a status page and a ping path itself
+//! ([`Server::status_path`], [`Server::ping_path`], also on a socket of
+//! their own: [`Server::status_listen`]), logs slow requests and cuts off
+//! those past a timeout ([`Server::slow_request_log`],
+//! [`Server::request_timeout`]), writes an access log
+//! ([`Server::access_log`]), and reports its events, a handler's panic
+//! included, one line each on stderr. A program reads the same figures
+//! from [`Server::metrics_handle`].
+//!
 //! Linux only: the server uses epoll and eventfd.
 
 mod accept;
+mod access_log;
 #[cfg(feature = "http")]
 mod adapter;
 mod cgi;
 mod connection;
+mod events;
 mod listener;
 mod log;
 #[cfg(any(test, feature = "fuzzing"))]
 mod memio;
+mod metrics;
+mod ops;
+mod panic_report;
 mod poller;
 mod pool;
 mod request;
 mod response;
 mod serve;
 mod server;
+mod status;
+mod status_listen;
 mod sys;
+mod watchdog;
 
 pub mod client;
 pub mod protocol;
@@ -74,7 +93,11 @@ pub mod fuzzing {
 pub use adapter::http;
 #[cfg(feature = "tower")]
 pub use adapter::tower;
+pub use metrics::{
+    CurrentRequest, Histogram, Metrics, MetricsHandle, Timeouts, WorkerState, WorkerStatus,
+};
 pub use protocol::Role;
 pub use request::{Params, Request};
 pub use response::{Response, Stderr};
 pub use server::{Server, ShutdownHandle, default_workers};
+pub use status::StatusFormat;

@@ -100,6 +100,20 @@ fn remove_stale(path: &Path) -> io::Result<()> {
     }
 }
 
+/// A listening socket's address as the start-up event gives it:
+/// `unix:PATH` (`unix:@NAME` for an abstract one), or `HOST:PORT`.
+pub(crate) fn describe(fd: BorrowedFd<'_>) -> String {
+    match sys::local_addr(fd) {
+        Ok(sys::LocalAddr::Unix(path)) if path.first() == Some(&0) => {
+            format!("unix:@{}", String::from_utf8_lossy(&path[1..]))
+        }
+        Ok(sys::LocalAddr::Unix(path)) if path.is_empty() => "unix:(unnamed)".to_owned(),
+        Ok(sys::LocalAddr::Unix(path)) => format!("unix:{}", String::from_utf8_lossy(&path)),
+        Ok(sys::LocalAddr::Inet(addr)) => addr.to_string(),
+        Err(e) => format!("(unknown: {e})"),
+    }
+}
+
 /// The listening socket on file descriptor 0, as lighttpd's `bin-path`,
 /// Apache mod_fcgid and spawn-fcgi pass it, if fd 0 is one.
 pub(crate) fn inherited() -> io::Result<Option<Listener>> {
@@ -142,7 +156,10 @@ pub(crate) fn systemd() -> io::Result<Option<Listener>> {
         ));
     }
     if fds > Some(1) {
-        crate::log::log("systemd passed more than one socket; serving the first only");
+        crate::log::warn(
+            "systemd_sockets",
+            "systemd passed more than one socket; serving the first only",
+        );
     }
     Ok(Some(Listener::from_fd(fd)))
 }

@@ -28,7 +28,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::connection::Resume;
-use crate::log::log;
+use crate::log;
 use crate::sys::{self, Epoll, EventFd, Socket, Trigger};
 
 /// A connection on its way to a worker.
@@ -230,7 +230,10 @@ impl Poller {
                 every
             };
             let token = self.epoll.wait_one(Some(wait)).unwrap_or_else(|e| {
-                log(&format!("waiting for connections failed: {e}"));
+                log::error(
+                    "poll_failed",
+                    &format!("waiting for connections failed: {e}"),
+                );
                 thread::sleep(Duration::from_millis(100));
                 None
             });
@@ -314,7 +317,10 @@ impl Poller {
         // Added after it is in its slot: an event may come at once.
         if new {
             if let Err(e) = self.epoll.add(fd, id.token(), Trigger::Edge) {
-                log(&format!("cannot wait for a connection: {e}; closed it"));
+                log::error(
+                    "poll_failed",
+                    &format!("cannot wait for an idle connection: {e}; closed it"),
+                );
                 self.slots.release(id);
             }
         }
@@ -339,7 +345,10 @@ impl Poller {
 
     fn watch_listener(&self, on: bool) {
         if let Err(e) = self.epoll.set_level(self.listener, LISTENER, on) {
-            log(&format!("cannot watch the listening socket: {e}"));
+            log::error(
+                "poll_failed",
+                &format!("cannot watch the listening socket: {e}"),
+            );
         }
     }
 
@@ -352,12 +361,12 @@ impl Poller {
         (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
-    /// Closes the parked connections past their timeout; logs how many
-    /// were stalled mid-request.
+    /// Closes the parked connections past their timeout; counts them, and
+    /// logs how many were stalled mid-request.
     fn sweep(&self) {
         let now = sys::coarse_nanos();
         let idle_limit = self.idle_timeout.as_nanos() as u64;
-        let mut stalled = 0;
+        let (mut stalled, mut idle) = (0, 0);
         for index in 0..self.slots.used() {
             let mut slot = self.slots.lock(index);
             let expired = match &slot.conn {
@@ -369,18 +378,23 @@ impl Poller {
             };
             if expired {
                 let (conn, _) = slot.conn.take().expect("checked");
-                stalled += usize::from(matches!(conn.resume, Resume::Stalled(_)));
+                match conn.resume {
+                    Resume::Stalled(_) => stalled += 1,
+                    Resume::Idle { .. } => idle += 1,
+                }
                 drop(slot);
                 drop(self.release(conn));
             }
         }
-        if stalled > 0 {
-            let limit = self.read_timeout.unwrap_or_default();
-            log(&format!(
-                "closed {stalled} connection(s) whose request did not arrive whole \
-                 within the read timeout of {limit:?}"
-            ));
-        }
+        crate::events::swept(idle, stalled, self.read_timeout);
+    }
+
+    /// How many connections wait in the poller now (for the figures:
+    /// counted when asked, which costs the hot path nothing).
+    pub(crate) fn waiting(&self) -> usize {
+        (0..self.slots.used())
+            .filter(|&index| self.slots.lock(index).conn.is_some())
+            .count()
     }
 
     /// Closes every parked connection; no connection is parked after this.

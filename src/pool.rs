@@ -22,7 +22,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use crate::accept::Acceptor;
 use crate::connection::{Buffers, Config, Control, Fault, Resume};
 use crate::listener::{AllowList, Listener};
-use crate::log::log;
+use crate::log;
+use crate::metrics::{Registry, worker as metrics};
 use crate::poller::{Conn, Poller, Ready};
 use crate::serve::{Handler, Outcome, serve};
 use crate::sys::{self, EventFd, Socket};
@@ -35,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) max_requests: Option<u64>,
     /// The TCP peers allowed, when limited.
     pub(crate) allow: Option<AllowList>,
+    /// Where the workers count.
+    pub(crate) metrics: Arc<Registry>,
 }
 
 /// What every worker shares.
@@ -51,6 +54,7 @@ struct Shared {
     acceptor: Acceptor,
     /// Fires when a worker wants another started (see [`Running::supervise`]).
     grow: EventFd,
+    metrics: Arc<Registry>,
 }
 
 /// The worker threads: how many started, how many wait in the poller.
@@ -88,6 +92,7 @@ pub(crate) fn start(
         write_timeout,
         max_requests,
         allow,
+        metrics,
     } = settings;
     let (done_tx, done) = bounded::<()>(0);
     let poller = Poller::new(
@@ -113,7 +118,11 @@ pub(crate) fn start(
         served: AtomicU64::new(0),
         max_requests,
         acceptor: Acceptor::new(listener, allow, timeouts)?,
+        metrics,
     });
+    let parked = Arc::downgrade(&shared);
+    let probe = move || parked.upgrade().map_or(0, |s| s.poller.waiting());
+    shared.metrics.set_parked(Some(Box::new(probe)));
     grow(&shared);
     Ok(Running { shared, done })
 }
@@ -135,7 +144,7 @@ impl Running {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    log(&format!("waiting for shutdown failed: {e}"));
+                    log::error("poll_failed", &format!("waiting for shutdown failed: {e}"));
                     thread::sleep(Duration::from_millis(100));
                 }
             }
@@ -159,9 +168,12 @@ impl Running {
             .take();
         match self.done.recv_deadline(Instant::now() + grace) {
             Err(RecvTimeoutError::Disconnected) | Ok(()) => {}
-            Err(RecvTimeoutError::Timeout) => log(&format!(
-                "requests still running after the grace period of {grace:?}; returning without them"
-            )),
+            Err(RecvTimeoutError::Timeout) => log::warn(
+                "grace_expired",
+                &format!(
+                    "requests still running after the grace period of {grace:?}; returning without them"
+                ),
+            ),
         }
         // The last reference, unless a worker outlived the grace period;
         // its drop closes the listener.
@@ -188,6 +200,7 @@ fn grow(shared: &Arc<Shared>) {
     let spawned = thread::Builder::new()
         .name(format!("fcgi-worker-{started}"))
         .spawn(move || {
+            let _bound = metrics::bind(&shared2.metrics, started);
             work(&shared2);
             // Before `done`: whoever learns that all workers are gone then
             // holds the last reference, and its drop closes the listener.
@@ -197,7 +210,10 @@ fn grow(shared: &Arc<Shared>) {
     if let Err(e) = spawned {
         w.started.fetch_sub(1, Ordering::SeqCst);
         w.idle.fetch_sub(1, Ordering::SeqCst);
-        log(&format!("cannot start worker thread {started}: {e}"));
+        log::error(
+            "worker_start_failed",
+            &format!("cannot start worker thread {started}: {e}"),
+        );
     }
 }
 
@@ -233,7 +249,6 @@ impl Control for Shared {
             return;
         };
         if self.served.fetch_add(1, Ordering::Relaxed) + 1 == max {
-            log(&format!("served {max} requests (max_requests); stopping"));
             self.stop();
         }
     }
@@ -280,6 +295,7 @@ fn accept_streak(shared: &Arc<Shared>, bufs: &mut Buffers) {
 
 /// Serves `conn` until it is parked or closed.
 fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
+    let _serving = metrics::serving(std::os::fd::AsRawFd::as_raw_fd(&conn.sock));
     loop {
         let resume = std::mem::replace(&mut conn.resume, Resume::NEW);
         let served = catch_unwind(AssertUnwindSafe(|| {
@@ -306,7 +322,7 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
             }
             Ok(Ok(Outcome::Close { drain })) => return close(shared.poller.release(conn), drain),
             Ok(Err(fault)) => {
-                log_fault(&fault);
+                crate::events::connection_fault(&fault);
                 let sock = shared.poller.release(conn);
                 if matches!(fault, Fault::Limit(_)) {
                     // Its error response is on the way: no reset.
@@ -315,22 +331,12 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
                 return;
             }
             Err(_) => {
-                log("internal error while serving a connection; closed it");
+                crate::panic_report::report_internal();
                 drop(shared.poller.release(conn));
                 *bufs = Buffers::new();
                 return;
             }
         }
-    }
-}
-
-/// Logs why a connection was closed, unless the peer just went away
-/// (nginx closes its upstream connection when a client aborts: routine).
-fn log_fault(fault: &Fault) {
-    use io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
-    match fault {
-        Fault::Io(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof) => {}
-        _ => log(&format!("closing connection: {fault}")),
     }
 }
 

@@ -214,10 +214,11 @@ impl<'a> Request<'a> {
     }
 
     /// Whether the web server aborted this request (`FCGI_ABORT_REQUEST`),
-    /// usually because the HTTP client went away. Once it has, reads of
-    /// the body and writes of the response fail.
+    /// usually because the HTTP client went away, or the server cut it
+    /// off at its [request timeout](crate::Server::request_timeout). Once
+    /// it has, reads of the body and writes of the response fail.
     pub fn is_aborted(&self) -> bool {
-        self.body.is_aborted()
+        self.body.is_aborted() || crate::metrics::worker::cut_off()
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Response<'a> {
     /// The status line and headers are in the output: they can no longer
     /// change.
     head_placed: bool,
+    /// Body bytes the handler wrote (for the access log).
+    body_bytes: u64,
 }
 
 impl<'a> Response<'a> {
@@ -59,7 +61,23 @@ impl<'a> Response<'a> {
             aborted,
             status: 200,
             head_placed: false,
+            body_bytes: 0,
         }
+    }
+
+    /// The status the client gets: the handler's, or 500 when it failed
+    /// before output left (see [`end`](Response::end)).
+    pub(crate) fn final_status(&self, failed: bool) -> u16 {
+        if failed && !self.out.is_sent() {
+            500
+        } else {
+            self.status
+        }
+    }
+
+    /// Body bytes the handler wrote.
+    pub(crate) fn body_bytes(&self) -> u64 {
+        self.body_bytes
     }
 
     /// Sets the HTTP status (200 unless set).
@@ -226,6 +244,7 @@ impl Write for Response<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.check()?;
         self.place_head();
+        self.body_bytes += data.len() as u64;
         if data.len() >= DIRECT_AT {
             self.out.send_direct(data)?;
             return Ok(data.len());

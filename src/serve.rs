@@ -25,6 +25,11 @@
 //! [`gather`](crate::connection::gather::gather), started from a
 //! [`Resume`]; `Handling` is [`handle`]; `Ended` is what it returns.
 //!
+//! In `Handling`, a request for the status page or the ping path is
+//! answered by the server instead of the handler; any other is counted
+//! ([`metrics::begin`] and [`metrics::finish`], before the end of its
+//! response leaves) and a handler's panic is reported once.
+//!
 //! Every other way out is a [`Fault`], which closes the connection (the
 //! pool logs it once):
 //! - `Fault::Io`: the peer closed in the middle of a record, or the socket
@@ -44,8 +49,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::connection::body::BodyReader;
 use crate::connection::gather::{Gathered, gather};
 use crate::connection::{Active, Buffers, Config, Control, Fault, Resume, Transport};
+use crate::metrics::view::RequestView;
+use crate::metrics::worker::{self as metrics, Begun, Detail, Failure, Finished, Tally};
 use crate::request::Request;
 use crate::response::Response;
+use crate::{panic_report, status};
 
 /// The request handler, as a worker calls it.
 pub(crate) type Handler =
@@ -74,6 +82,18 @@ pub(crate) fn serve(
     ctl: &dyn Control,
     resume: Resume,
 ) -> Result<Outcome, Fault> {
+    metrics::with_tally(|tally| serve_counted(io, bufs, (cfg, handler), ctl, resume, tally))
+}
+
+/// [`serve`], counting through the worker's `tally`.
+fn serve_counted(
+    io: &dyn Transport,
+    bufs: &mut Buffers,
+    (cfg, handler): (&Config, &Handler),
+    ctl: &dyn Control,
+    resume: Resume,
+    tally: Option<Tally<'_>>,
+) -> Result<Outcome, Fault> {
     // A connection never inherits bytes that another one left behind.
     bufs.rbuf.clear();
     let mut resume = Some(resume);
@@ -86,8 +106,9 @@ pub(crate) fn serve(
                 return Ok(Outcome::Close { drain: false });
             }
         };
-        let ended = handle(io, bufs, cfg, handler, active);
+        let ended = handle(io, bufs, (cfg, handler), active, tally);
         ctl.request_done();
+        tally.inspect(|t| t.ended());
         let ended = ended?;
         if !active.keep_conn || !ended.clean {
             return Ok(Outcome::Close {
@@ -119,9 +140,9 @@ struct Ended {
 fn handle(
     io: &dyn Transport,
     bufs: &mut Buffers,
-    cfg: &Config,
-    handler: &Handler,
+    (cfg, handler): (&Config, &Handler),
     active: Active,
+    tally: Option<Tally<'_>>,
 ) -> Result<Ended, Fault> {
     let aborted = Cell::new(false);
     let Buffers {
@@ -130,16 +151,22 @@ fn handle(
         index,
         out,
         head,
+        found,
     } = bufs;
+    // Built only where the bookkeeping reads the request.
+    let view = || RequestView::new(params, index, found);
+    let begun = tally.map_or(Begun::Unbound, |t| t.begin(view));
     let body = BodyReader::new(io, rbuf, cfg, active, &aborted);
     let mut req = Request::new(params, index, body, active);
     let mut res = Response::new(io, out, head, active.id, &aborted);
-    let result = catch_unwind(AssertUnwindSafe(|| handler(&mut req, &mut res)));
-    let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(format!("handler failed: {e}")),
-        Err(panic) => Some(format!("handler panicked: {}", panic_message(&*panic))),
-    };
+    let result = catch_unwind(AssertUnwindSafe(|| match begun {
+        Begun::Page(page) => status::answer(page, &mut req, &mut res, metrics::snapshot_here),
+        _ => handler(&mut req, &mut res),
+    }));
+    let (failure, how) = failure_of(result, view);
+    if let (Begun::Counted(started), Some(tally)) = (begun, tally) {
+        count(tally, started, (&req, &res), (how, aborted.get()), view);
+    }
     let body = &mut req.body;
     let fault = body.take_fault();
     let ended = res.end(failure.as_deref(), cfg.debug);
@@ -152,6 +179,48 @@ fn handle(
         clean: ended?,
         stdin_done: body.is_done(),
     })
+}
+
+/// Counts a request whose handler returned (started at `started_ns`).
+#[inline]
+fn count<'v>(
+    tally: Tally<'_>,
+    started_ns: u64,
+    (req, res): (&Request<'_>, &Response<'_>),
+    (failure, aborted): (Failure, bool),
+    view: impl Fn() -> RequestView<'v>,
+) {
+    let done = Finished {
+        status: res.final_status(failure != Failure::None),
+        failure,
+        aborted,
+    };
+    let detail = || Detail {
+        view: view(),
+        bytes: (req.body.bytes_read(), res.body_bytes()),
+    };
+    tally.finish(started_ns, done, detail);
+}
+
+/// The message a handler's failure puts on the error stream, if it
+/// failed; a panic is reported (once) on the way.
+fn failure_of<'v>(
+    result: std::thread::Result<io::Result<()>>,
+    view: impl Fn() -> RequestView<'v>,
+) -> (Option<String>, Failure) {
+    match result {
+        Ok(Ok(())) => (None, Failure::None),
+        Ok(Err(e)) => {
+            crate::events::handler_error(&e);
+            (Some(format!("handler failed: {e}")), Failure::Error)
+        }
+        Err(panic) => {
+            let msg = panic_message(&*panic);
+            let view = view();
+            panic_report::report(msg, view.method(), view.uri());
+            (Some(format!("handler panicked: {msg}")), Failure::Panic)
+        }
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {

@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +12,10 @@ use std::time::Duration;
 use crate::cgi::{self, Cgi};
 use crate::connection::{Buffers, Config, NoControl, Resume, Roles};
 use crate::listener::{self, AllowList, Listener};
-use crate::log::log;
+use crate::log::{self, Level};
+use crate::metrics::{MetricsHandle, Registry};
+use crate::ops::{Opened, Ops};
+use crate::panic_report;
 use crate::pool::{self, Settings};
 use crate::protocol::Role;
 use crate::request::Request;
@@ -51,6 +55,8 @@ pub struct Server<H> {
     handle_signals: bool,
     max_requests: Option<u64>,
     shutdown: ShutdownHandle,
+    ops: Ops,
+    metrics: Arc<Registry>,
 }
 
 /// The number of workers unless [`Server::workers`] says otherwise: four
@@ -82,6 +88,8 @@ where
             handle_signals: true,
             max_requests: None,
             shutdown: ShutdownHandle::new(),
+            ops: Ops::default(),
+            metrics: Registry::new(),
         }
     }
 
@@ -239,6 +247,98 @@ where
         self.shutdown.clone()
     }
 
+    /// Answers requests whose path (`SCRIPT_NAME` + `PATH_INFO`) is `path`
+    /// with the status page, without calling the handler: the server's
+    /// figures as plain text, `?json`, or `?openmetrics` (also chosen by
+    /// `Accept: application/openmetrics-text`); `&full` adds one entry per
+    /// worker. Status requests are not counted in the figures. Default:
+    /// none.
+    ///
+    /// The page shows the URIs of requests in flight: let the web server
+    /// pass it only to those who may see them (see "Operating it" in the
+    /// README for nginx).
+    ///
+    /// ```no_run
+    /// # use std::io::Write;
+    /// fcgi_server::Server::new(|_req, res| res.write_all(b"hi\n"))
+    ///     .status_path("/fcgi-status")
+    ///     .ping_path("/fcgi-ping")
+    ///     .run()
+    /// # .unwrap();
+    /// ```
+    pub fn status_path(mut self, path: impl Into<String>) -> Self {
+        self.ops.status_path = Some(path.into());
+        self
+    }
+
+    /// Answers requests whose path is `path` with status 200 and `pong`,
+    /// without calling the handler (and without counting them): a health
+    /// check of the application itself. Default: none.
+    pub fn ping_path(mut self, path: impl Into<String>) -> Self {
+        self.ops.ping_path = Some(path.into());
+        self
+    }
+
+    /// Serves the status page and the ping path on a second socket as
+    /// well, `addr` in the syntax of [`bind`](Server::bind), from a thread
+    /// of its own: they answer there within milliseconds even while every
+    /// worker is busy. On it, the ping path (`/ping` unless
+    /// [`ping_path`](Server::ping_path) says otherwise) answers `pong` and
+    /// any other path the status page. A unix socket gets the mode of
+    /// [`socket_mode`](Server::socket_mode). Default: none.
+    pub fn status_listen(mut self, addr: impl Into<String>) -> Self {
+        self.ops.status_listen = Some(addr.into());
+        self
+    }
+
+    /// Logs a request still running after `d`, once, while it runs: its
+    /// method, URI, elapsed time, worker, and where its thread waits (the
+    /// kernel's wait channel and system call, from `/proc`). Like PHP-FPM's
+    /// `request_slowlog_timeout`. Default: off.
+    pub fn slow_request_log(mut self, d: Duration) -> Self {
+        self.ops.slow = Some(d);
+        self
+    }
+
+    /// Cuts off a request still running after `d`: its connection is shut
+    /// down, so that the web server answers its client at once (nginx with
+    /// 502) instead of waiting for its own timeout; the handler sees the
+    /// request aborted ([`Request::is_aborted`], and its reads and writes
+    /// fail). Logged and counted. The worker is free again once the
+    /// handler returns. Like PHP-FPM's `request_terminate_timeout`.
+    /// Default: off.
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.ops.timeout = Some(d);
+        self
+    }
+
+    /// Appends one line per request to the file at `path` (created with
+    /// mode 0640 if missing): time, remote address, method, URI, status,
+    /// bytes in and out, duration, outcome. Each worker writes its lines
+    /// itself, with no lock. Default: none.
+    pub fn access_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ops.access_log = Some(path.into());
+        self
+    }
+
+    /// A handle that reads the server's figures (those of the status page)
+    /// from any thread, for programs that export them elsewhere. Taken
+    /// before [`run`](Server::run), it also gives each worker's request in
+    /// flight (as the status page's `&full` does).
+    ///
+    /// ```no_run
+    /// # use std::io::Write;
+    /// let server = fcgi_server::Server::new(|_req, res| res.write_all(b"hi\n"));
+    /// let metrics = server.metrics_handle();
+    /// std::thread::spawn(move || server.run());
+    /// // ...
+    /// let m = metrics.snapshot();
+    /// println!("{} requests, {} workers busy", m.requests, m.workers_busy);
+    /// ```
+    pub fn metrics_handle(&self) -> MetricsHandle {
+        self.metrics.handle()
+    }
+
     /// The listening socket, or `None` for CGI mode.
     fn open_listener(&mut self) -> io::Result<Option<Listener>> {
         if cgi::forced() {
@@ -259,11 +359,13 @@ where
     /// Answers the one request described by the environment and stdin.
     fn run_cgi(self) -> io::Result<()> {
         if sys::isatty(0) {
-            log(
+            log::info(
+                "cgi",
                 "standard input is a terminal, not a FastCGI socket: answering one \
                  request as CGI, from the environment (see \"Debugging\" in the README)",
             );
         }
+        let _capture = panic_report::capture();
         let cgi = Cgi::from_env(io::stdin().lock());
         let mut bufs = Buffers::new();
         serve(
@@ -299,40 +401,63 @@ where
     /// lets requests in flight finish within the grace period, and returns.
     pub fn run(mut self) -> io::Result<()> {
         sys::ignore_sigpipe();
+        panic_report::install();
         let Some(listener) = self.open_listener()? else {
             return self.run_cgi();
         };
         let allow = AllowList::from_env()?;
+        let opened = self.ops.open(self.socket_mode)?;
         let stop = self.shutdown.arm()?;
-        if self.handle_signals {
+        let signals = self.handle_signals;
+        if signals {
             sys::catch_stop_signals(&stop)?;
             // A signal handler may write to it at any time from now on.
             std::mem::forget(Arc::clone(&stop));
         }
+        let served = self.serve_pool(listener, (allow, opened), &stop);
+        if signals {
+            sys::restore_stop_signals();
+        }
+        served
+    }
+
+    /// Runs the pool and the operating threads on `listener` until `stop`
+    /// fires, then shuts them down.
+    fn serve_pool(
+        self,
+        listener: Listener,
+        (allow, opened): (Option<AllowList>, Opened),
+        stop: &Arc<EventFd>,
+    ) -> io::Result<()> {
+        let (workers, at) = (self.cfg.workers(), listener::describe(listener.as_fd()));
+        let started = self
+            .ops
+            .start(opened, &self.metrics, (workers, &listener), stop)
+            .inspect_err(|_| stop.notify())?;
         let settings = Settings {
             cfg: self.cfg,
             idle_timeout: self.idle_timeout,
             write_timeout: self.write_timeout,
             max_requests: self.max_requests,
             allow,
+            metrics: Arc::clone(&self.metrics),
         };
-        let running = pool::start(
-            settings,
-            Box::new(self.handler),
-            listener,
-            Arc::clone(&stop),
-        )?;
-        running.supervise(&stop);
-        if let Some(sig) = sys::stop_signal() {
-            log(&format!(
-                "{} received; finishing requests in flight",
-                sys::signal_name(sig)
-            ));
-        }
+        let handler = Box::new(self.handler);
+        let running = match pool::start(settings, handler, listener, Arc::clone(stop)) {
+            Ok(running) => running,
+            Err(e) => {
+                stop.notify();
+                started.join();
+                return Err(e);
+            }
+        };
+        self.ops.log_start(&at, workers);
+        running.supervise(stop);
+        log_shutdown(&self.shutdown, self.max_requests);
+        started.release_listener();
         running.shut_down(self.grace);
-        if self.handle_signals {
-            sys::restore_stop_signals();
-        }
+        started.join();
+        log::info("stopped", "stopped");
         Ok(())
     }
 }
@@ -348,8 +473,35 @@ impl<H> fmt::Debug for Server<H> {
             .field("idle_timeout", &self.idle_timeout)
             .field("grace_period", &self.grace)
             .field("max_requests", &self.max_requests)
+            .field("ops", &self.ops)
             .finish_non_exhaustive()
     }
+}
+
+/// Logs why the server is shutting down: a signal, the shutdown handle, or
+/// `max_requests`.
+fn log_shutdown(handle: &ShutdownHandle, max_requests: Option<u64>) {
+    let (cause, msg) = match sys::stop_signal() {
+        Some(sig) => {
+            let name = sys::signal_name(sig);
+            (
+                name,
+                format!("{name} received; finishing requests in flight"),
+            )
+        }
+        None if handle.inner.requested.load(Ordering::SeqCst) => (
+            "shutdown_handle",
+            "shutdown requested by the program; finishing requests in flight".to_owned(),
+        ),
+        None => (
+            "max_requests",
+            format!(
+                "served {} requests (max_requests); finishing requests in flight",
+                max_requests.unwrap_or_default()
+            ),
+        ),
+    };
+    log::event(Level::Info, "shutdown", &[("cause", &cause)], &msg);
 }
 
 /// Shuts a running [`Server`] down from any thread; see

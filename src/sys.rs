@@ -48,6 +48,10 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
+/// The message of the error a write past the write timeout fails with
+/// (it tells it from a read timeout, for the counters).
+pub(crate) const WRITE_TIMED_OUT: &str = "write timed out";
+
 /// A connected stream socket, unix or TCP.
 ///
 /// A new socket is non-blocking, so that setting up a connection costs no
@@ -169,7 +173,7 @@ impl Socket {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if self.blocking.get() && self.raised.get() {
                     // The send timeout passed.
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, WRITE_TIMED_OUT));
                 }
                 if !self.raised.replace(true) {
                     // Best effort: the default buffer works, only slower.
@@ -206,6 +210,12 @@ impl Socket {
     }
 }
 
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 fn set_timeval(fd: BorrowedFd<'_>, opt: libc::c_int, d: Option<Duration>) -> io::Result<()> {
     let tv = match d {
         // A zero timeval means "no timeout"; round a tiny duration up instead.
@@ -224,12 +234,6 @@ fn set_timeval(fd: BorrowedFd<'_>, opt: libc::c_int, d: Option<Duration>) -> io:
 impl AsRawFd for Socket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for Socket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
 
@@ -653,4 +657,196 @@ pub(crate) fn terminate(pid: u32) -> io::Result<()> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "no such process id"))?;
     // SAFETY: kill takes two integers and touches no memory of ours.
     cvt(unsafe { libc::kill(pid, libc::SIGTERM) }).map(drop)
+}
+
+/// Nanoseconds on the monotonic clock: what `Instant` reads, without the
+/// arithmetic of its type (requests are timed twice each).
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = mem::MaybeUninit::<libc::timespec>::uninit();
+    // SAFETY: `ts` is valid for writes; CLOCK_MONOTONIC always exists, so
+    // the call cannot fail and fills `ts`.
+    let ts = unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, ts.as_mut_ptr());
+        ts.assume_init()
+    };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// The kernel's id of the calling thread (what `/proc/self/task/` lists).
+pub(crate) fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Shuts a connection down both ways by its descriptor number: its peer
+/// reads the end of the stream at once, and reads and writes on it here
+/// fail. The caller makes sure the descriptor is still that connection's.
+pub(crate) fn shutdown_both(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain call; a stale number at worst fails with EBADF or ENOTSOCK.
+    cvt(unsafe { libc::shutdown(fd, libc::SHUT_RDWR) }).map(drop)
+}
+
+/// Connections waiting in a TCP listener's accept queue: what `TCP_INFO`
+/// reports as `tcpi_unacked` for a socket in the LISTEN state.
+pub(crate) fn tcp_accept_queue(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    // SAFETY: tcp_info is plain data; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { mem::zeroed() };
+    let mut len = mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` and `len` are valid for writes and describe each other.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    })?;
+    if info.tcpi_state != 10 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a listening TCP socket",
+        ));
+    }
+    Ok(info.tcpi_unacked)
+}
+
+/// The inode number of a descriptor's file (a socket's, for sock_diag).
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: stat is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: `st` is valid for writes; the fd is open.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.st_ino)
+}
+
+/// Sends `request` to the kernel's socket-diagnostics netlink service
+/// (`NETLINK_SOCK_DIAG`, what `ss` uses) and reads its first reply into
+/// `reply`; returns the reply's length.
+pub(crate) fn sock_diag(request: &[u8], reply: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: plain call with constant arguments.
+    let fd = owned(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    })?;
+    // SAFETY: `request` is valid for reads of its length; the fd is open.
+    let sent = unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
+    cvt_size(sent)?;
+    let sock = Socket::new(fd, false, Some(Duration::from_secs(1)), None);
+    sock.read(reply)
+}
+
+/// Fills `ips` with the return addresses on the calling thread's stack,
+/// innermost first, without resolving them to names (which would load the
+/// debug info); returns how many it found.
+pub(crate) fn backtrace(ips: &mut [usize]) -> usize {
+    struct Frames<'a> {
+        ips: &'a mut [usize],
+        n: usize,
+    }
+    extern "C" fn each(ctx: *mut libc::c_void, arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `Frames` passed below, alive for the whole walk.
+        let frames = unsafe { &mut *arg.cast::<Frames<'_>>() };
+        if frames.n == frames.ips.len() {
+            return 5; // _URC_END_OF_STACK: stop here
+        }
+        // SAFETY: `ctx` is the unwinder's context for this frame.
+        frames.ips[frames.n] = unsafe { _Unwind_GetIP(ctx) };
+        frames.n += 1;
+        0
+    }
+    let mut frames = Frames { ips, n: 0 };
+    // SAFETY: `each` matches the callback the unwinder expects, and `frames`
+    // outlives the call.
+    unsafe { _Unwind_Backtrace(each, (&raw mut frames).cast()) };
+    frames.n
+}
+
+unsafe extern "C" {
+    fn _Unwind_Backtrace(
+        trace: extern "C" fn(*mut libc::c_void, *mut libc::c_void) -> libc::c_int,
+        arg: *mut libc::c_void,
+    ) -> libc::c_int;
+    fn _Unwind_GetIP(ctx: *mut libc::c_void) -> usize;
+}
+
+/// The file of the loaded object that holds code address `ip`, and the
+/// address it is loaded at.
+pub(crate) fn object_of(ip: usize) -> Option<(std::path::PathBuf, usize)> {
+    // SAFETY: Dl_info is plain data; all-zero is a valid value.
+    let mut info: libc::Dl_info = unsafe { mem::zeroed() };
+    // SAFETY: `info` is valid for writes; dladdr only looks the address up.
+    if unsafe { libc::dladdr(ip as *const libc::c_void, &mut info) } == 0
+        || info.dli_fname.is_null()
+    {
+        return None;
+    }
+    // SAFETY: dladdr set `dli_fname` to a NUL-terminated string that lives
+    // as long as the object stays loaded; it is copied at once.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    Some((path, info.dli_fbase as usize))
+}
+
+/// The address a socket is bound to, as far as the crate reports it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LocalAddr {
+    /// A unix socket's path (empty when unnamed; starting with NUL when abstract).
+    Unix(Vec<u8>),
+    /// A TCP/IP socket's address.
+    Inet(std::net::SocketAddr),
+}
+
+/// The address socket `fd` is bound to.
+pub(crate) fn local_addr(fd: BorrowedFd<'_>) -> io::Result<LocalAddr> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of_val(&addr) as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes and describe each other.
+    cvt(unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len) })?;
+    if libc::c_int::from(addr.ss_family) == libc::AF_UNIX {
+        return Ok(LocalAddr::Unix(unix_path(&addr, len as usize)));
+    }
+    inet_addr(&addr)
+        .map(LocalAddr::Inet)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a unix or TCP/IP socket"))
+}
+
+/// The path in a unix socket address of `len` bytes.
+fn unix_path(addr: &libc::sockaddr_storage, len: usize) -> Vec<u8> {
+    // SAFETY: the caller saw AF_UNIX: the storage holds a sockaddr_un.
+    let un: &libc::sockaddr_un = unsafe { &*(addr as *const libc::sockaddr_storage).cast() };
+    let at = mem::size_of::<libc::sa_family_t>();
+    let n = len.saturating_sub(at).min(un.sun_path.len());
+    let mut path: Vec<u8> = un.sun_path[..n].iter().map(|&c| c as u8).collect();
+    // A path ends at its NUL; an abstract name starts with one.
+    if let Some(end) = path.iter().position(|&b| b == 0).filter(|&e| e > 0) {
+        path.truncate(end);
+    }
+    path
+}
+
+/// The IP address and port in a socket address, if it is one.
+fn inet_addr(storage: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    let addr = storage as *const libc::sockaddr_storage;
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a: &libc::sockaddr_in = unsafe { &*addr.cast() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some((ip, u16::from_be(a.sin_port)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a: &libc::sockaddr_in6 = unsafe { &*addr.cast() };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some((ip, u16::from_be(a.sin6_port)).into())
+        }
+        _ => None,
+    }
 }

@@ -528,7 +528,8 @@ fn spawn_runs_the_app_in_cwd_and_shows_its_stderr() {
     run.assert_stderr(&["app (FCGI_STDERR): hi"]);
     assert!(
         run.stderr
-            .contains("app (stderr): fcgi-server: SIGTERM received"),
+            .lines()
+            .any(|l| l.starts_with("app (stderr): fcgi-server:") && l.contains("SIGTERM received")),
         "the server's own stderr, where it says it stops: {}",
         run.stderr
     );

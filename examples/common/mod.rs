@@ -1,9 +1,13 @@
 //! The command line the example applications share (see
 //! `examples/README.md`): no argument serves the listening socket on
 //! fd 0 (or answers one request as CGI); one argument is an address to
-//! bind, a unix socket path or `HOST:PORT`. `FCGI_WORKERS` sizes the pool.
+//! bind, a unix socket path or `HOST:PORT`. `FCGI_WORKERS` sizes the pool;
+//! the operating knobs (`FCGI_STATUS_PATH`, `FCGI_PING_PATH`,
+//! `FCGI_STATUS_LISTEN`, `FCGI_SLOW_MS`, `FCGI_REQUEST_TIMEOUT_MS`,
+//! `FCGI_ACCESS_LOG`) turn on the server setting of the same meaning.
 
 use std::io;
+use std::time::Duration;
 
 use fcgi_server::{Request, Response, Server};
 
@@ -13,18 +17,51 @@ pub(crate) fn serve<H>(name: &str, handler: H)
 where
     H: Fn(&mut Request<'_>, &mut Response<'_>) -> io::Result<()> + Send + Sync + 'static,
 {
-    let mut server = Server::new(handler);
+    let mut server = operated(Server::new(handler));
     if let Some(addr) = std::env::args().nth(1) {
         server = server.bind(addr);
     }
-    if let Some(n) = std::env::var("FCGI_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = env("FCGI_WORKERS").and_then(|v| v.parse().ok()) {
         server = server.workers(n);
     }
     if let Err(e) = server.run() {
         eprintln!("{name}: {e}");
         std::process::exit(1);
     }
+}
+
+/// The environment variable `name`, when set and not empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The environment variable `name` as milliseconds.
+fn millis(name: &str) -> Option<Duration> {
+    env(name)?.parse().ok().map(Duration::from_millis)
+}
+
+/// `server` with each operating knob that is set turned on.
+fn operated<H>(mut server: Server<H>) -> Server<H>
+where
+    H: Fn(&mut Request<'_>, &mut Response<'_>) -> io::Result<()> + Send + Sync + 'static,
+{
+    if let Some(path) = env("FCGI_STATUS_PATH") {
+        server = server.status_path(path);
+    }
+    if let Some(path) = env("FCGI_PING_PATH") {
+        server = server.ping_path(path);
+    }
+    if let Some(addr) = env("FCGI_STATUS_LISTEN") {
+        server = server.status_listen(addr);
+    }
+    if let Some(d) = millis("FCGI_SLOW_MS") {
+        server = server.slow_request_log(d);
+    }
+    if let Some(d) = millis("FCGI_REQUEST_TIMEOUT_MS") {
+        server = server.request_timeout(d);
+    }
+    if let Some(path) = env("FCGI_ACCESS_LOG") {
+        server = server.access_log(path);
+    }
+    server
 }

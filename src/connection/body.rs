@@ -34,6 +34,8 @@ pub(crate) struct BodyReader<'a> {
     /// A connection-level failure met while reading; the worker closes
     /// the connection once the handler returns.
     fault: Option<Fault>,
+    /// Body bytes read so far.
+    total: u64,
 }
 
 impl<'a> BodyReader<'a> {
@@ -54,7 +56,13 @@ impl<'a> BodyReader<'a> {
             pad: 0,
             done: false,
             fault: None,
+            total: 0,
         }
+    }
+
+    /// Body bytes read so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.total
     }
 
     /// Whether the body was read to its end.
@@ -149,6 +157,7 @@ impl<'a> BodyReader<'a> {
         buf[..n].copy_from_slice(&self.rbuf.data()[..n]);
         self.rbuf.consume(n);
         self.left -= n;
+        self.total += n as u64;
         if self.left == 0 {
             self.rbuf.consume(self.pad);
             self.pad = 0;

@@ -251,7 +251,7 @@ fn complete(
     cfg: &Config,
     active: Active,
 ) -> Result<Gathered, Fault> {
-    let paths = params::index(&bufs.params, &mut bufs.index, cfg.max_params_bytes)?;
+    bufs.found = params::index(&bufs.params, &mut bufs.index, cfg.max_params_bytes)?;
     if bufs.index.len() > cfg.max_params {
         let msg = format!(
             "the request has {} params, over the limit of {}",
@@ -260,7 +260,12 @@ fn complete(
         );
         return Err(over_limit(io, Some(active), TOO_LARGE, msg));
     }
-    params::fix_paths(&mut bufs.params, &mut bufs.index, paths, cfg.root_mount);
+    params::fix_paths(
+        &mut bufs.params,
+        &mut bufs.index,
+        &mut bufs.found,
+        cfg.root_mount,
+    );
     Ok(Gathered::Request(active))
 }
 

@@ -208,6 +208,8 @@ pub(crate) struct Buffers {
     pub(crate) out: output::OutBufs,
     /// Response header lines, set by the handler, not yet placed.
     pub(crate) head: Vec<u8>,
+    /// Where the request's method, URI and paths are in `index`.
+    pub(crate) found: params::PathParams,
 }
 
 impl Buffers {
@@ -218,6 +220,7 @@ impl Buffers {
             index: Vec::with_capacity(64),
             out: output::OutBufs::new(),
             head: Vec::with_capacity(1024),
+            found: params::PathParams::default(),
         }
     }
 

@@ -85,12 +85,14 @@ fn put(
 }
 
 /// The positions in the index of the last `SCRIPT_NAME`, `PATH_INFO` and
-/// `REQUEST_URI` pairs, noted while the index is built.
+/// `REQUEST_URI` pairs, noted while the index is built (and, once
+/// [`fix_paths`] has run, of the corrected ones: the server's bookkeeping
+/// reads them without a search).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PathParams {
-    script: Option<usize>,
-    path: Option<usize>,
-    uri: Option<usize>,
+    pub(crate) script: Option<usize>,
+    pub(crate) path: Option<usize>,
+    pub(crate) uri: Option<usize>,
 }
 
 impl PathParams {
@@ -105,6 +107,12 @@ impl PathParams {
         };
         *slot = Some(i);
     }
+
+    /// The value of the pair at `at` (one of the fields), or `""`.
+    pub(crate) fn value<'p>(params: &'p [u8], index: &[Span], at: Option<usize>) -> &'p [u8] {
+        at.and_then(|i| index.get(i))
+            .map_or(&[], |s| s.value(params))
+    }
 }
 
 /// Corrects `SCRIPT_NAME` and `PATH_INFO` in place, without allocating
@@ -115,43 +123,41 @@ impl PathParams {
 ///   path moves to `PATH_INFO` and `SCRIPT_NAME` becomes empty.
 /// - A missing or empty `PATH_INFO` is derived, as flup does, from the path
 ///   of `REQUEST_URI` below `SCRIPT_NAME` (not percent-decoded).
+///
+/// `found` is updated to where the pairs are now.
 pub(crate) fn fix_paths(
     params: &mut Vec<u8>,
     index: &mut Vec<Span>,
-    found: PathParams,
+    found: &mut PathParams,
     root_mount: bool,
 ) {
-    let PathParams {
-        mut script,
-        mut path,
-        uri,
-    } = found;
+    let PathParams { script, path, uri } = found;
     let value = |index: &[Span], i: Option<usize>| i.map_or((0, 0), |i| index[i].value);
     if root_mount {
-        let (s, p) = (value(index, script), value(index, path));
+        let (s, p) = (value(index, *script), value(index, *path));
         let at = params.len() as u32;
         params.extend_from_within(s.0 as usize..(s.0 + s.1) as usize);
         params.extend_from_within(p.0 as usize..(p.0 + p.1) as usize);
-        path = Some(put(params, index, path, b"PATH_INFO", (at, s.1 + p.1)));
-        script = Some(put(params, index, script, b"SCRIPT_NAME", (at, 0)));
+        *path = Some(put(params, index, *path, b"PATH_INFO", (at, s.1 + p.1)));
+        *script = Some(put(params, index, *script, b"SCRIPT_NAME", (at, 0)));
     }
-    if value(index, path).1 > 0 {
+    if value(index, *path).1 > 0 {
         return;
     }
-    let Some(uri) = uri else {
+    let Some(at_uri) = *uri else {
         return;
     };
-    let (uri_at, uri_len) = index[uri].value;
+    let (uri_at, uri_len) = index[at_uri].value;
     let request_uri = slice(params, (uri_at, uri_len));
     let path_len = request_uri
         .iter()
         .position(|&b| b == b'?')
         .unwrap_or(request_uri.len()) as u32;
-    let (script_at, script_len) = value(index, script);
+    let (script_at, script_len) = value(index, *script);
     let script_name = slice(params, (script_at, script_len));
     if script_len <= path_len && request_uri.starts_with(script_name) {
         let derived = (uri_at + script_len, path_len - script_len);
-        put(params, index, path, b"PATH_INFO", derived);
+        *path = Some(put(params, index, *path, b"PATH_INFO", derived));
     }
 }
 
@@ -166,11 +172,16 @@ mod tests {
             encode_pair(&mut params, k.as_bytes(), v.as_bytes());
         }
         let mut spans = Vec::new();
-        let found = index(&params, &mut spans, 1 << 20).unwrap();
-        fix_paths(&mut params, &mut spans, found, root);
+        let mut now = index(&params, &mut spans, 1 << 20).unwrap();
+        fix_paths(&mut params, &mut spans, &mut now, root);
         let get = |name: &[u8]| {
             last(&params, &spans, name).map(|v| String::from_utf8(v.to_vec()).unwrap())
         };
+        // The positions returned point at the values that the names find.
+        for (at, name) in [(now.script, "SCRIPT_NAME"), (now.path, "PATH_INFO")] {
+            let value = PathParams::value(&params, &spans, at);
+            assert_eq!(value, get(name.as_bytes()).unwrap_or_default().as_bytes());
+        }
         (get(b"SCRIPT_NAME"), get(b"PATH_INFO"))
     }
 

@@ -152,6 +152,16 @@ impl Frontend {
     /// nginx with `site` (a deploy/ file's text, its socket and port
     /// already pointed here by the caller via [`Frontend::nginx_site`]).
     pub fn nginx(app_name: &str, site_file: &str, edit: impl Fn(String) -> String) -> Frontend {
+        Frontend::nginx_with_env(app_name, site_file, edit, &[])
+    }
+
+    /// [`Frontend::nginx`], the application started with `env` added.
+    pub fn nginx_with_env(
+        app_name: &str,
+        site_file: &str,
+        edit: impl Fn(String) -> String,
+        env: &[(&str, &str)],
+    ) -> Frontend {
         let (dir, app) = Frontend::workdir("nginx", app_name);
         let port = free_port();
         let sock = dir.path("app.sock");
@@ -177,7 +187,7 @@ impl Frontend {
              uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{site}\n}}\n"
         );
         std::fs::write(dir.path("nginx.conf"), conf).unwrap();
-        let app_proc = Frontend::start_app(&dir, &app, &sock);
+        let app_proc = Frontend::start_app(&dir, &app, &sock, env);
         let (prefix, conf) = (dir.0.clone(), dir.path("nginx.conf"));
         let args = [
             OsStr::new("-p"),
@@ -191,16 +201,20 @@ impl Frontend {
 
     /// The application listening on `sock`, started by the test as an
     /// init system or an operator would start it.
-    fn start_app(dir: &TempDir, app: &Path, sock: &Path) -> Proc {
-        Proc(
-            Command::new(app)
-                .arg(sock)
-                .env("FCGI_WORKERS", "8")
-                .stdin(Stdio::null())
-                .stderr(std::fs::File::create(dir.path("app.log")).unwrap())
-                .spawn()
-                .unwrap(),
-        )
+    fn start_app(dir: &TempDir, app: &Path, sock: &Path, env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(app);
+        cmd.arg(sock)
+            .env("FCGI_WORKERS", "8")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(dir.path("app.log")).unwrap());
+        Proc(cmd.spawn().unwrap())
+    }
+
+    /// What the application wrote to its standard error (when the test
+    /// started it).
+    pub fn app_log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path("app.log")).unwrap_or_default()
     }
 
     /// lighttpd spawning the application (bin-path, socket on fd 0).
@@ -307,7 +321,7 @@ impl Frontend {
             "/run/yourapplication/fcgi.sock",
             sock.to_str().unwrap(),
         );
-        let app_proc = Frontend::start_app(&dir, &app, &sock);
+        let app_proc = Frontend::start_app(&dir, &app, &sock, &[]);
         assert!(
             eventually(Duration::from_secs(10), || sock.exists()),
             "the application did not create {}",
@@ -345,7 +359,7 @@ impl Frontend {
         // No admin endpoint: tests run side by side, and it has one port.
         let conf = format!("{{\n\tadmin off\n}}\n\n{site}");
         std::fs::write(dir.path("Caddyfile"), conf).unwrap();
-        let app_proc = Frontend::start_app(&dir, &app, &sock);
+        let app_proc = Frontend::start_app(&dir, &app, &sock, &[]);
         let conf = dir.path("Caddyfile");
         let args = [
             OsStr::new("run"),

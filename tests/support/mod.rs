@@ -17,7 +17,9 @@ use fcgi_server::{Request, Response, Server, ShutdownHandle};
 pub mod echo;
 pub mod frontend;
 pub mod http;
+pub mod logged;
 pub mod scripted;
+pub mod status;
 
 /// A directory of its own under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -325,13 +327,18 @@ pub fn tool_path(name: &str) -> Option<PathBuf> {
 /// it is installed. When it is not, a skip is printed, except under CI
 /// (`CI=true`), where a missing tool fails the test.
 pub fn have_tool(name: &str) -> bool {
-    let found = tool_path(name).is_some();
+    have(tool_path(name).is_some(), name)
+}
+
+/// Whether tests that need `what` should run: yes when `found`. When not,
+/// a skip is printed, except under CI (`CI=true`), where it fails the test.
+pub fn have(found: bool, what: &str) -> bool {
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is not installed, and CI=true requires it (.ci/run installs it)"
+            "{what} is not installed, and CI=true requires it (.ci/run installs it)"
         );
-        eprintln!("SKIPPED: {name} is not installed");
+        eprintln!("SKIPPED: {what} is not installed");
     }
     found
 }
