@@ -217,6 +217,7 @@ mod tests {
             &handler,
             &NoControl,
             Resume::NEW,
+            None,
         )
         .unwrap();
         let out = out.0.borrow();

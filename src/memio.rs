@@ -121,7 +121,7 @@ pub(crate) fn serve_parking(
     let (mut resume, mut parks) = (Resume::NEW, 0usize);
     loop {
         let bufs = &mut workers[parks % 2];
-        let end = serve(io, bufs, cfg, handler, &NoControl, resume);
+        let end = serve(io, bufs, cfg, handler, &NoControl, resume, None);
         bufs.trim();
         match end {
             Ok(Outcome::Park(r)) => {

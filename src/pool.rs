@@ -23,6 +23,7 @@ use crate::accept::Acceptor;
 use crate::connection::{Buffers, Config, Control, Fault, Resume};
 use crate::listener::{AllowList, Listener};
 use crate::log;
+use crate::metrics::worker::Tally;
 use crate::metrics::{Registry, worker as metrics};
 use crate::poller::{Conn, Poller, Ready};
 use crate::serve::{Handler, Outcome, serve};
@@ -201,7 +202,7 @@ fn grow(shared: &Arc<Shared>) {
         .name(format!("fcgi-worker-{started}"))
         .spawn(move || {
             let _bound = metrics::bind(&shared2.metrics, started);
-            work(&shared2);
+            metrics::with_tally(|tally| work(&shared2, tally));
             // Before `done`: whoever learns that all workers are gone then
             // holds the last reference, and its drop closes the listener.
             drop(shared2);
@@ -261,7 +262,7 @@ const ACCEPT_STREAK: usize = 32;
 
 /// A worker's life: wait in the poller, serve what it hands over, repeat
 /// until shutdown.
-fn work(shared: &Arc<Shared>) {
+fn work(shared: &Arc<Shared>, tally: Option<Tally<'_>>) {
     let mut bufs = Buffers::new();
     let idle = &shared.workers.idle;
     while let Some(ready) = shared.poller.next() {
@@ -271,8 +272,8 @@ fn work(shared: &Arc<Shared>) {
             shared.grow.notify();
         }
         match ready {
-            Ready::Conn(conn) => serve_conn(shared, &mut bufs, conn),
-            Ready::Listener => accept_streak(shared, &mut bufs),
+            Ready::Conn(conn) => serve_conn(shared, &mut bufs, conn, tally),
+            Ready::Listener => accept_streak(shared, &mut bufs, tally),
         }
         idle.fetch_add(1, Ordering::SeqCst);
     }
@@ -281,21 +282,21 @@ fn work(shared: &Arc<Shared>) {
 /// Accepts and serves connections one after the other while more are
 /// waiting (up to [`ACCEPT_STREAK`]): when they come fast, a worker goes
 /// from one to the next without a round through epoll.
-fn accept_streak(shared: &Arc<Shared>, bufs: &mut Buffers) {
+fn accept_streak(shared: &Arc<Shared>, bufs: &mut Buffers, tally: Option<Tally<'_>>) {
     for _ in 0..ACCEPT_STREAK {
         if shared.stopping() {
             return;
         }
         match shared.acceptor.accept(&shared.poller) {
-            Some(conn) => serve_conn(shared, bufs, conn),
+            Some(conn) => serve_conn(shared, bufs, conn, tally),
             None => return,
         }
     }
 }
 
 /// Serves `conn` until it is parked or closed.
-fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
-    let _serving = metrics::serving(std::os::fd::AsRawFd::as_raw_fd(&conn.sock));
+fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn, tally: Option<Tally<'_>>) {
+    let _serving = metrics::serving(tally, conn.sock.as_raw_fd());
     loop {
         let resume = std::mem::replace(&mut conn.resume, Resume::NEW);
         let served = catch_unwind(AssertUnwindSafe(|| {
@@ -306,6 +307,7 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn) {
                 &*shared.handler,
                 &**shared,
                 resume,
+                tally,
             )
         }));
         // However the connection ended, one large request does not leave

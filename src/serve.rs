@@ -81,17 +81,6 @@ pub(crate) fn serve(
     handler: &Handler,
     ctl: &dyn Control,
     resume: Resume,
-) -> Result<Outcome, Fault> {
-    metrics::with_tally(|tally| serve_counted(io, bufs, (cfg, handler), ctl, resume, tally))
-}
-
-/// [`serve`], counting through the worker's `tally`.
-fn serve_counted(
-    io: &dyn Transport,
-    bufs: &mut Buffers,
-    (cfg, handler): (&Config, &Handler),
-    ctl: &dyn Control,
-    resume: Resume,
     tally: Option<Tally<'_>>,
 ) -> Result<Outcome, Fault> {
     // A connection never inherits bytes that another one left behind.
@@ -315,7 +304,15 @@ mod tests {
         let mut bufs = Buffers::new();
         let mut resume = Resume::NEW;
         loop {
-            let outcome = serve(&io, &mut bufs, &test_config(), &handler, &NoControl, resume);
+            let outcome = serve(
+                &io,
+                &mut bufs,
+                &test_config(),
+                &handler,
+                &NoControl,
+                resume,
+                None,
+            );
             match outcome.unwrap() {
                 Outcome::Park(r) => resume = r,
                 end => return (io.out.into_inner(), end),
@@ -384,7 +381,16 @@ mod tests {
         let io = mem(&input, usize::MAX, false);
         let cfg = Config::default();
         let mut bufs = Buffers::new();
-        serve(&io, &mut bufs, &cfg, &handler, &NoControl, Resume::NEW).unwrap();
+        serve(
+            &io,
+            &mut bufs,
+            &cfg,
+            &handler,
+            &NoControl,
+            Resume::NEW,
+            None,
+        )
+        .unwrap();
         assert!(
             io.out.borrow().windows(4).any(|w| w == b"X-Id"),
             "not answered"
@@ -406,9 +412,27 @@ mod tests {
             ..test_config()
         };
         // Parked with nothing, then with the request begun.
-        let first = serve(&io, &mut bufs, &cfg, &handler, &NoControl, Resume::NEW).unwrap();
+        let first = serve(
+            &io,
+            &mut bufs,
+            &cfg,
+            &handler,
+            &NoControl,
+            Resume::NEW,
+            None,
+        )
+        .unwrap();
         assert_eq!(first, Outcome::Park(Resume::NEW));
-        let parked = serve(&io, &mut bufs, &cfg, &handler, &NoControl, Resume::NEW).unwrap();
+        let parked = serve(
+            &io,
+            &mut bufs,
+            &cfg,
+            &handler,
+            &NoControl,
+            Resume::NEW,
+            None,
+        )
+        .unwrap();
         let Outcome::Park(Resume::Stalled(p)) = parked else {
             panic!("not parked with a partial request");
         };
@@ -422,6 +446,7 @@ mod tests {
             &handler,
             &NoControl,
             Resume::Stalled(p),
+            None,
         ) {
             Err(Fault::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
             other => panic!("{other:?}"),

@@ -375,6 +375,7 @@ where
             &self.handler,
             &NoControl,
             Resume::NEW,
+            None,
         )?;
         Ok(())
     }

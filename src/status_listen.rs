@@ -93,7 +93,7 @@ fn serve_one(
 ) {
     // Between reads the thread waits in poll (below), not in a read.
     let mut resume = Resume::NEW;
-    while let Ok(Outcome::Park(r)) = serve(&sock, bufs, cfg, handler, &NoControl, resume) {
+    while let Ok(Outcome::Park(r)) = serve(&sock, bufs, cfg, handler, &NoControl, resume, None) {
         let ready = sys::poll_readable(&[sock.as_fd(), stop.as_fd()], Some(PATIENCE));
         if !matches!(ready, Ok([true, false])) {
             break;

@@ -1,5 +1,5 @@
 //! The hooks a worker calls as it serves. Each worker thread is bound to
-//! its slot (a thread-local, looked up once per connection served: see
+//! its slot (a thread-local, looked up once for the worker's life: see
 //! [`with_tally`]), so that the connection code passes nothing around
 //! but a [`Tally`]; on a thread that is not bound (CGI mode, tests of the
 //! connection loop), there is none and nothing is counted.
@@ -97,33 +97,31 @@ pub(crate) fn count(what: Count, n: u64) {
     with(|_, slot| slot.add(what, n));
 }
 
-/// Marks the calling worker as serving the connection `fd` until the
+/// Marks the worker of `tally` as serving the connection `fd` until the
 /// result drops.
-pub(crate) fn serving(fd: RawFd) -> Serving {
-    let bound = with(|run, slot| {
-        slot.set_state(State::Reading);
-        if run.tracking {
-            slot.current().fd = fd;
+pub(crate) fn serving(tally: Option<Tally<'_>>, fd: RawFd) -> Serving<'_> {
+    if let Some(t) = tally {
+        t.slot.set_state(State::Reading);
+        if t.run.tracking {
+            t.slot.current().fd = fd;
         }
-    });
-    Serving(bound.is_some())
+    }
+    Serving(tally)
 }
 
 /// A worker serving a connection; see [`serving`].
 #[derive(Debug)]
-pub(crate) struct Serving(bool);
+pub(crate) struct Serving<'a>(Option<Tally<'a>>);
 
-impl Drop for Serving {
+impl Drop for Serving<'_> {
     fn drop(&mut self) {
-        if self.0 {
-            with(|run, slot| {
-                if run.tracking {
-                    let mut current = slot.current();
-                    current.fd = -1;
-                    current.in_flight = false;
-                }
-                slot.set_state(State::Idle);
-            });
+        if let Some(t) = self.0 {
+            if t.run.tracking {
+                let mut current = t.slot.current();
+                current.fd = -1;
+                current.in_flight = false;
+            }
+            t.slot.set_state(State::Idle);
         }
     }
 }
