@@ -75,6 +75,6 @@ pub use adapter::http;
 #[cfg(feature = "tower")]
 pub use adapter::tower;
 pub use protocol::Role;
-pub use request::{Params, Request};
+pub use request::{Data, Params, Request};
 pub use response::{Response, Stderr};
 pub use server::{Server, ShutdownHandle, default_workers};

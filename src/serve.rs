@@ -13,8 +13,10 @@
 //!    |            |                                      (resumed in Gathering; closed
 //!    |            | empty FCGI_PARAMS                     past the read timeout)
 //!    |            v
-//!    |        Handling: the handler reads FCGI_STDIN (BodyReader),
-//!    |            |     writes FCGI_STDOUT/FCGI_STDERR (Response)
+//!    |        Handling: the handler reads FCGI_STDIN (BodyReader), then
+//!    |            |     a filter's FCGI_DATA; writes FCGI_STDOUT/FCGI_STDERR
+//!    |            |     (Response); a kept-open filter's unread input is
+//!    |            |     read and dropped
 //!    |            | FCGI_END_REQUEST sent
 //!    |            v
 //!    +------- Ended ---- not kept open, cut off, -------> Outcome::Close { drain }
@@ -44,6 +46,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::connection::body::BodyReader;
 use crate::connection::gather::{Gathered, gather};
 use crate::connection::{Active, Buffers, Config, Control, Fault, Resume, Transport};
+use crate::protocol::Role;
 use crate::request::Request;
 use crate::response::Response;
 
@@ -91,7 +94,7 @@ pub(crate) fn serve(
         let ended = ended?;
         if !active.keep_conn || !ended.clean {
             return Ok(Outcome::Close {
-                drain: !ended.stdin_done,
+                drain: !ended.input_done,
             });
         }
         if ctl.stopping() {
@@ -111,8 +114,8 @@ pub(crate) fn serve(
 struct Ended {
     /// The connection is in a state to serve another request.
     clean: bool,
-    /// The request body was read to its end.
-    stdin_done: bool,
+    /// The request's input (body, and a filter's data) was read to its end.
+    input_done: bool,
 }
 
 /// Calls the handler for one request and ends the request.
@@ -128,10 +131,11 @@ fn handle(
         rbuf,
         params,
         index,
+        early,
         out,
         head,
     } = bufs;
-    let body = BodyReader::new(io, rbuf, cfg, active, &aborted);
+    let body = BodyReader::new(io, rbuf, early, cfg, active, &aborted);
     let mut req = Request::new(params, index, body, active);
     let mut res = Response::new(io, out, head, active.id, &aborted);
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut req, &mut res)));
@@ -141,6 +145,14 @@ fn handle(
         Err(panic) => Some(format!("handler panicked: {}", panic_message(&*panic))),
     };
     let body = &mut req.body;
+    if active.role == Role::Filter && active.keep_conn {
+        // The spec lets a filter answer without reading its data stream.
+        // The web server sends it all the same: it is read and dropped
+        // before END_REQUEST, so that the connection can carry the next
+        // request and those records count towards no limit. (Failures
+        // are the fault taken below.)
+        let _ = body.skip_input();
+    }
     let fault = body.take_fault();
     let ended = res.end(failure.as_deref(), cfg.debug);
     body.skip_arrived();
@@ -150,7 +162,7 @@ fn handle(
     }
     Ok(Ended {
         clean: ended?,
-        stdin_done: body.is_done(),
+        input_done: body.is_done(),
     })
 }
 

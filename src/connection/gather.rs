@@ -10,6 +10,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::dispatch::{Event, Stream, dispatch, refuse};
+use super::early::EarlyData;
 use super::{Active, Buffers, Config, Fault, Wait, output, params};
 use crate::protocol::{self, ProtocolStatus, Record};
 
@@ -19,6 +20,8 @@ use crate::protocol::{self, ProtocolStatus, Record};
 pub(crate) struct Partial {
     pub(crate) active: Option<Active>,
     pub(crate) params: Vec<u8>,
+    /// A filter's data stream bytes that came with the params.
+    pub(crate) early: EarlyData,
     /// Bytes read but not yet decoded: less than one record.
     pub(crate) pending: Vec<u8>,
     pub(crate) records: u32,
@@ -94,7 +97,7 @@ pub(crate) fn gather(
             }
         };
         g.count_record(io, cfg)?;
-        let step = g.on_record(io, cfg, &mut bufs.params, rec)?;
+        let step = g.on_record(io, cfg, (&mut bufs.params, &mut bufs.early), rec)?;
         bufs.rbuf.consume(used);
         match step {
             Step::More => {}
@@ -108,6 +111,7 @@ impl Gathering {
     /// Restores what a parked connection carried into the worker's buffers.
     fn resume(bufs: &mut Buffers, cfg: &Config, resume: Resume) -> Result<Gathering, Fault> {
         bufs.params.clear();
+        bufs.early.clear();
         match resume {
             Resume::Idle { records } => Ok(Gathering {
                 active: None,
@@ -119,6 +123,7 @@ impl Gathering {
                     return Err(read_timed_out());
                 }
                 bufs.params.extend_from_slice(&p.params);
+                bufs.early = p.early;
                 bufs.rbuf.restore(&p.pending);
                 Ok(Gathering {
                     active: p.active,
@@ -164,6 +169,7 @@ impl Gathering {
         let p = Partial {
             active: self.active,
             params: bufs.params.clone(),
+            early: bufs.early.clone(),
             pending: bufs.rbuf.data().to_vec(),
             records: self.records,
             since: self.since.unwrap_or_else(Instant::now),
@@ -192,13 +198,14 @@ impl Gathering {
         &mut self,
         io: &dyn super::Transport,
         cfg: &Config,
-        params: &mut Vec<u8>,
+        (params, early): (&mut Vec<u8>, &mut EarlyData),
         rec: Record<'_>,
     ) -> Result<Step, Fault> {
         match dispatch(io, cfg, rec, self.active.as_ref())? {
             Event::Begin(active) => {
                 // Params of a request aborted before they ended are dropped.
                 params.clear();
+                early.clear();
                 self.active = Some(active);
             }
             Event::Refused { keep_conn } => {
@@ -227,8 +234,15 @@ impl Gathering {
                     return Ok(Step::Close);
                 }
             }
-            // Body and data records before the params are complete, and
-            // records handled by the dispatch, concern nothing here.
+            // A filter's data, sent before its params ended: kept for
+            // its handler (the dispatch passes data to filters only).
+            Event::Stream(Stream::Data, content) => {
+                if let Err(msg) = early.keep(content) {
+                    return Err(over_limit(io, self.active, "400 Bad Request", msg));
+                }
+            }
+            // Body records before the params are complete, and records
+            // handled by the dispatch, concern nothing here.
             Event::Stream(_, _) | Event::Nothing => {}
         }
         Ok(Step::More)
