@@ -46,7 +46,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::connection::body::BodyReader;
 use crate::connection::gather::{Gathered, gather};
 use crate::connection::{Active, Buffers, Config, Control, Fault, Resume, Transport};
-use crate::protocol::Role;
 use crate::request::Request;
 use crate::response::Response;
 
@@ -145,14 +144,7 @@ fn handle(
         Err(panic) => Some(format!("handler panicked: {}", panic_message(&*panic))),
     };
     let body = &mut req.body;
-    if active.role == Role::Filter && active.keep_conn {
-        // The spec lets a filter answer without reading its data stream.
-        // The web server sends it all the same: it is read and dropped
-        // before END_REQUEST, so that the connection can carry the next
-        // request and those records count towards no limit. (Failures
-        // are the fault taken below.)
-        let _ = body.skip_input();
-    }
+    body.drop_unread_filter_input();
     let fault = body.take_fault();
     let ended = res.end(failure.as_deref(), cfg.debug);
     body.skip_arrived();

@@ -242,9 +242,21 @@ impl<'a> BodyReader<'a> {
         self.read_stream(buf)
     }
 
+    /// Once the handler has returned, before END_REQUEST: reads and drops
+    /// what a kept-open filter left of its input (the rest of the body,
+    /// then of the data stream). The spec lets a filter answer without
+    /// reading its data, but the web server sends it all the same; read
+    /// here, it leaves the connection in step for the next request and
+    /// counts towards no limit. A failure is the fault taken next.
+    pub(crate) fn drop_unread_filter_input(&mut self) {
+        if self.active.role == Role::Filter && self.active.keep_conn {
+            let _ = self.skip_input();
+        }
+    }
+
     /// Reads and drops what the handler left of the request's input: the
     /// rest of the body, then of the data stream.
-    pub(crate) fn skip_input(&mut self) -> io::Result<()> {
+    fn skip_input(&mut self) -> io::Result<()> {
         self.start_data()?;
         self.early.discard();
         self.data_done |= self.early.is_exhausted_end();

@@ -218,14 +218,7 @@ impl Gathering {
                 return Ok(Step::Complete(self.active.expect("params imply a request")));
             }
             Event::Stream(Stream::Params, content) => {
-                if params.len() + content.len() > cfg.max_params_bytes {
-                    let msg = format!(
-                        "the request's params exceed the limit of {} bytes",
-                        cfg.max_params_bytes
-                    );
-                    return Err(over_limit(io, self.active, TOO_LARGE, msg));
-                }
-                params.extend_from_slice(content);
+                self.add_params(io, cfg, params, content)?;
             }
             Event::Abort => {
                 let aborted = self.active.take().expect("an abort implies a request");
@@ -237,15 +230,33 @@ impl Gathering {
             // A filter's data, sent before its params ended: kept for
             // its handler (the dispatch passes data to filters only).
             Event::Stream(Stream::Data, content) => {
-                if let Err(msg) = early.keep(content) {
-                    return Err(over_limit(io, self.active, "400 Bad Request", msg));
-                }
+                let kept = early.keep(content);
+                kept.map_err(|msg| over_limit(io, self.active, "400 Bad Request", msg))?;
             }
             // Body records before the params are complete, and records
             // handled by the dispatch, concern nothing here.
             Event::Stream(_, _) | Event::Nothing => {}
         }
         Ok(Step::More)
+    }
+
+    /// Appends params content, within the limit on their bytes.
+    fn add_params(
+        &self,
+        io: &dyn super::Transport,
+        cfg: &Config,
+        params: &mut Vec<u8>,
+        content: &[u8],
+    ) -> Result<(), Fault> {
+        if params.len() + content.len() > cfg.max_params_bytes {
+            let msg = format!(
+                "the request's params exceed the limit of {} bytes",
+                cfg.max_params_bytes
+            );
+            return Err(over_limit(io, self.active, TOO_LARGE, msg));
+        }
+        params.extend_from_slice(content);
+        Ok(())
     }
 }
 
