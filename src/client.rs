@@ -408,9 +408,7 @@ impl Client {
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        self.begin(params);
-        self.push_reader(record_type::STDIN, body)?;
-        self.write_out()
+        self.send_streams(params, body, None::<io::Empty>)
     }
 
     /// Sends one request with a data stream (`FCGI_DATA`) after its body,
@@ -442,11 +440,29 @@ impl Client {
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
+        self.send_streams(params, body, Some(data))?;
+        self.receive()
+    }
+
+    /// Sends one request: params, `body` as STDIN, and `data` as DATA when
+    /// there is one.
+    fn send_streams<I, K, V>(
+        &mut self,
+        params: I,
+        body: impl Read,
+        data: Option<impl Read>,
+    ) -> io::Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
         self.begin(params);
         self.push_reader(record_type::STDIN, body)?;
-        self.push_reader(record_type::DATA, data)?;
-        self.write_out()?;
-        self.receive()
+        if let Some(data) = data {
+            self.push_reader(record_type::DATA, data)?;
+        }
+        self.write_out()
     }
 
     /// Starts a request in the output buffer: begin-request and params.

@@ -98,14 +98,12 @@ fn data_in_one_byte_records_counts_towards_no_params_limit() {
     assert!(reply.body() == data, "the data came back altered");
 }
 
-#[test]
-fn data_sent_before_the_body_ended_is_kept_in_order() {
-    let srv = echo_filter();
-    let mut bytes = begin(1, FILTER, false);
+/// A request of `role` whose data records come early: before the params
+/// end, between body records, and the data's end before the body's.
+fn interleaved(role: u16) -> Vec<u8> {
+    let mut bytes = begin(1, role, false);
     let p = pairs(&[("REQUEST_METHOD", "POST"), ("FCGI_DATA_LENGTH", "6")]);
     bytes.extend(record(PARAMS, 1, &p));
-    // Before the params end, between body records, and the data's end
-    // before the body's.
     bytes.extend(record(DATA, 1, b"ab"));
     bytes.extend(record(PARAMS, 1, b""));
     bytes.extend(record(STDIN, 1, b"body"));
@@ -115,10 +113,40 @@ fn data_sent_before_the_body_ended_is_kept_in_order() {
     bytes.extend(record(DATA, 1, b""));
     bytes.extend(record(DATA, 1, b"after its end: ignored"));
     bytes.extend(record(STDIN, 1, b""));
-    let reply = exchange(&srv, &bytes);
+    bytes
+}
+
+#[test]
+fn data_sent_before_the_body_ended_is_kept_in_order() {
+    let srv = echo_filter();
+    let reply = exchange(&srv, &interleaved(FILTER));
     assert_eq!(reply.end.unwrap().protocol_status, 0);
     assert_eq!(header(&reply.stdout_str(), "X-Stdin-Length"), Some("8"));
     assert_eq!(reply.body(), b"abcdef");
+}
+
+#[test]
+fn a_responder_ignores_data_records() {
+    let srv = echo_filter();
+    let reply = exchange(&srv, &interleaved(1));
+    assert_eq!(reply.body(), b"bodymore");
+}
+
+/// Two data records, more than the bound on early data together.
+fn over_the_early_bound() -> Vec<u8> {
+    let mut out = record(DATA, 1, &[b'x'; 40_000]);
+    out.extend(record(DATA, 1, &[b'y'; 40_000]));
+    out
+}
+
+/// Sends `bytes` on a new connection; the reply to request 1, once the
+/// server has closed the connection.
+fn reply_then_closed(srv: &TestServer, bytes: &[u8]) -> Reply {
+    let mut raw = srv.connect();
+    raw.send(bytes).unwrap();
+    let reply = raw.read_reply(1);
+    assert!(raw.is_closed(), "{}", reply.stdout_str());
+    reply
 }
 
 #[test]
@@ -126,33 +154,25 @@ fn early_data_beyond_its_bound_closes_the_connection() {
     let srv = echo_filter();
     let mut bytes = begin_filter(1, true, "", 100_000);
     bytes.extend(record(STDIN, 1, b"body not ended"));
-    bytes.extend(record(DATA, 1, &[b'x'; 40_000]));
-    bytes.extend(record(DATA, 1, &[b'y'; 40_000]));
-    let mut raw = srv.connect();
-    raw.send(&bytes).unwrap();
+    bytes.extend(over_the_early_bound());
     // The handler's read of the body fails, so it answers 500; the
     // connection is then closed, kept-open or not.
-    let reply = raw.read_reply(1);
+    let reply = reply_then_closed(&srv, &bytes);
     assert!(
         reply.status_line().contains("500"),
         "{}",
         reply.stdout_str()
     );
-    assert!(raw.is_closed());
     // Before the params end, the request is refused with 400.
     let mut bytes = begin(1, FILTER, true);
-    bytes.extend(record(DATA, 1, &[b'x'; 40_000]));
-    bytes.extend(record(DATA, 1, &[b'y'; 40_000]));
-    let mut raw = srv.connect();
-    raw.send(&bytes).unwrap();
-    let reply = raw.read_reply(1);
+    bytes.extend(over_the_early_bound());
+    let reply = reply_then_closed(&srv, &bytes);
     assert!(
         reply.status_line().contains("400"),
         "{}",
         reply.stdout_str()
     );
     assert!(String::from_utf8_lossy(&reply.stderr).contains("65536 bytes of FCGI_DATA"));
-    assert!(raw.is_closed());
     srv.assert_serves();
 }
 
@@ -257,22 +277,6 @@ fn reading_the_data_drops_the_rest_of_the_body_and_an_abort_ends_it() {
     let reply = exchange(&srv, &bytes);
     assert_eq!(reply.end.unwrap().protocol_status, 0);
     assert!(reply.stdout.is_empty(), "{}", reply.stdout_str());
-}
-
-#[test]
-fn a_responder_ignores_data_records() {
-    let srv = echo_filter();
-    let p = pairs(&[("REQUEST_METHOD", "POST"), ("QUERY_STRING", "")]);
-    let mut bytes = begin(1, 1, false);
-    bytes.extend(record(PARAMS, 1, &p));
-    bytes.extend(record(DATA, 1, b"not "));
-    bytes.extend(record(PARAMS, 1, b""));
-    bytes.extend(record(STDIN, 1, b"the body"));
-    bytes.extend(record(DATA, 1, b"data"));
-    bytes.extend(record(DATA, 1, b""));
-    bytes.extend(record(STDIN, 1, b""));
-    let reply = exchange(&srv, &bytes);
-    assert_eq!(reply.body(), b"the body");
 }
 
 #[test]
