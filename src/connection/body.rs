@@ -29,16 +29,16 @@ pub(crate) struct BodyReader<'a> {
     active: Active,
     /// Set when the web server aborts the request; the response sees it too.
     aborted: &'a Cell<bool>,
-    /// The stream being read: STDIN, then DATA once the handler asks for it.
+    /// The stream being read: STDIN, then DATA once the handler asks for
+    /// it (and the body has been read to its end).
     stream: Stream,
     /// Content bytes of the current record still in `rbuf`.
     left: usize,
     /// Padding bytes after them.
     pad: usize,
-    /// The empty STDIN record that ends the body has been read.
-    stdin_done: bool,
-    /// The data stream has ended (from the start, for a role without one).
-    data_done: bool,
+    /// The current stream has ended: its empty record has been read (a
+    /// role without a data stream has an empty one).
+    done: bool,
     /// A connection-level failure met while reading; the worker closes
     /// the connection once the handler returns.
     fault: Option<Fault>,
@@ -63,8 +63,7 @@ impl<'a> BodyReader<'a> {
             stream: Stream::Stdin,
             left: 0,
             pad: 0,
-            stdin_done: false,
-            data_done: active.role != Role::Filter,
+            done: false,
             fault: None,
         }
     }
@@ -72,7 +71,7 @@ impl<'a> BodyReader<'a> {
     /// Whether the request's input was read to its end: the body, and
     /// the data stream of a filter.
     pub(crate) fn is_done(&self) -> bool {
-        self.stdin_done && self.data_done
+        self.done && (self.active.role != Role::Filter || self.stream == Stream::Data)
     }
 
     /// Whether the web server aborted the request.
@@ -108,26 +107,12 @@ impl<'a> BodyReader<'a> {
         }
     }
 
-    fn stream_done(&self) -> bool {
-        match self.stream {
-            Stream::Data => self.data_done,
-            _ => self.stdin_done,
-        }
-    }
-
-    fn end_stream(&mut self) {
-        match self.stream {
-            Stream::Data => self.data_done = true,
-            _ => self.stdin_done = true,
-        }
-    }
-
     /// Handles records until content of the current stream is at the
     /// front of the buffer, the stream has ended, or the request was
     /// aborted; with `More::Stop`, also when no whole record is left in
     /// the buffer.
     fn advance(&mut self, more: More) -> Result<(), Fault> {
-        while self.left == 0 && !self.stream_done() && !self.aborted.get() {
+        while self.left == 0 && !self.done && !self.aborted.get() {
             let Some((rec, used)) = protocol::decode_record(self.rbuf.data())? else {
                 if more == More::Stop {
                     return Ok(());
@@ -142,7 +127,7 @@ impl<'a> BodyReader<'a> {
             };
             let header = rec.header;
             match dispatch(self.io, self.cfg, rec, Some(&self.active))? {
-                Event::Stream(s, []) if s == self.stream => self.end_stream(),
+                Event::Stream(s, []) if s == self.stream => self.done = true,
                 Event::Stream(s, _) if s == self.stream => {
                     // The content stays in the buffer; a read takes it.
                     self.rbuf.consume(HEADER_LEN);
@@ -205,7 +190,7 @@ impl<'a> BodyReader<'a> {
 
     /// Reads and drops the rest of the current stream.
     fn skip_stream(&mut self) -> io::Result<()> {
-        while !self.stream_done() {
+        while !self.done {
             self.next_content()?;
             self.skip_rest_of_record();
         }
@@ -226,6 +211,8 @@ impl<'a> BodyReader<'a> {
         if self.stream != Stream::Data {
             self.skip_stream()?;
             self.stream = Stream::Data;
+            // Only a filter has a data stream; for the others it is empty.
+            self.done = self.active.role != Role::Filter;
         }
         Ok(())
     }
@@ -238,7 +225,7 @@ impl<'a> BodyReader<'a> {
         if let Some(n) = self.early.take(buf) {
             return Ok(n);
         }
-        self.data_done |= self.early.is_exhausted_end();
+        self.done |= self.early.is_exhausted_end();
         self.read_stream(buf)
     }
 
@@ -248,6 +235,7 @@ impl<'a> BodyReader<'a> {
     /// reading its data, but the web server sends it all the same; read
     /// here, it leaves the connection in step for the next request and
     /// counts towards no limit. A failure is the fault taken next.
+    #[inline]
     pub(crate) fn drop_unread_filter_input(&mut self) {
         if self.active.role == Role::Filter && self.active.keep_conn {
             let _ = self.skip_input();
@@ -259,7 +247,7 @@ impl<'a> BodyReader<'a> {
     fn skip_input(&mut self) -> io::Result<()> {
         self.start_data()?;
         self.early.discard();
-        self.data_done |= self.early.is_exhausted_end();
+        self.done |= self.early.is_exhausted_end();
         self.skip_stream()
     }
 }

@@ -111,7 +111,7 @@ impl Gathering {
     /// Restores what a parked connection carried into the worker's buffers.
     fn resume(bufs: &mut Buffers, cfg: &Config, resume: Resume) -> Result<Gathering, Fault> {
         bufs.params.clear();
-        bufs.early.clear();
+        // The early data store is cleared when a request begins.
         match resume {
             Resume::Idle { records } => Ok(Gathering {
                 active: None,
@@ -169,7 +169,10 @@ impl Gathering {
         let p = Partial {
             active: self.active,
             params: bufs.params.clone(),
-            early: bufs.early.clone(),
+            early: match self.active {
+                Some(_) => bufs.early.clone(),
+                None => EarlyData::default(),
+            },
             pending: bufs.rbuf.data().to_vec(),
             records: self.records,
             since: self.since.unwrap_or_else(Instant::now),
