@@ -9,7 +9,8 @@ use crate::connection::body::BodyReader;
 use crate::connection::params::{self, Span};
 use crate::protocol::Role;
 
-/// A FastCGI request: its params (the CGI environment) and its body.
+/// A FastCGI request: its params (the CGI environment) and its body (and,
+/// in the filter role, its data stream: [`data`](Request::data)).
 ///
 /// The body is read through [`Read`]; bytes are pulled from the web server
 /// only as they are read, so a body of any size streams through in
