@@ -402,7 +402,71 @@ impl Client {
     }
 
     /// Sends one request without reading the response; see [`receive`](Client::receive).
-    pub fn send<I, K, V>(&mut self, params: I, mut body: impl Read) -> io::Result<()>
+    pub fn send<I, K, V>(&mut self, params: I, body: impl Read) -> io::Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.send_streams(params, body, None::<io::Empty>)
+    }
+
+    /// Sends one request with a data stream (`FCGI_DATA`) after its body,
+    /// as a web server does for the filter role (ask for it with
+    /// [`role`](Client::role)), and reads the whole response. Both streams
+    /// are read from their readers and sent in pieces, in constant memory,
+    /// before the response is read: an application that writes a large
+    /// response before it has read the data would deadlock with this
+    /// client.
+    ///
+    /// ```no_run
+    /// use fcgi_server::{Role, client::Client};
+    ///
+    /// let mut client = Client::connect("/run/app/fcgi.sock")?;
+    /// let file = std::fs::File::open("/srv/www/page.md")?;
+    /// let len = file.metadata()?.len().to_string();
+    /// let params = [("REQUEST_METHOD", "GET"), ("FCGI_DATA_LENGTH", len.as_str())];
+    /// let res = client.role(Role::Filter).request_with_data(params, &b""[..], file)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn request_with_data<I, K, V>(
+        &mut self,
+        params: I,
+        body: impl Read,
+        data: impl Read,
+    ) -> io::Result<ClientResponse>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.send_streams(params, body, Some(data))?;
+        self.receive()
+    }
+
+    /// Sends one request: params, `body` as STDIN, and `data` as DATA when
+    /// there is one.
+    fn send_streams<I, K, V>(
+        &mut self,
+        params: I,
+        body: impl Read,
+        data: Option<impl Read>,
+    ) -> io::Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.begin(params);
+        self.push_reader(record_type::STDIN, body)?;
+        if let Some(data) = data {
+            self.push_reader(record_type::DATA, data)?;
+        }
+        self.write_out()
+    }
+
+    /// Starts a request in the output buffer: begin-request and params.
+    fn begin<I, K, V>(&mut self, params: I)
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<[u8]>,
@@ -431,11 +495,17 @@ impl Client {
         }
         push_stream(&mut self.out, record_type::PARAMS, id, &stream);
         push_record(&mut self.out, record_type::PARAMS, id, b"");
+    }
+
+    /// Appends the stream read from `r` as records of `rtype` and its end,
+    /// writing the buffer out as it fills.
+    fn push_reader(&mut self, rtype: u8, mut r: impl Read) -> io::Result<()> {
+        let id = self.request_id;
         let mut chunk = vec![0u8; MAX_ALIGNED_CONTENT_LEN];
         loop {
-            let n = read_full(&mut body, &mut chunk)?;
+            let n = read_full(&mut r, &mut chunk)?;
             if n > 0 {
-                push_record(&mut self.out, record_type::STDIN, id, &chunk[..n]);
+                push_record(&mut self.out, rtype, id, &chunk[..n]);
             }
             if n < chunk.len() {
                 break;
@@ -444,8 +514,8 @@ impl Client {
                 self.write_out()?;
             }
         }
-        push_record(&mut self.out, record_type::STDIN, id, b"");
-        self.write_out()
+        push_record(&mut self.out, rtype, id, b"");
+        Ok(())
     }
 
     /// Writes the records in `out`, tells the observer of them, and

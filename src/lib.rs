@@ -97,7 +97,7 @@ pub use metrics::{
     CurrentRequest, Histogram, Metrics, MetricsHandle, Timeouts, WorkerState, WorkerStatus,
 };
 pub use protocol::Role;
-pub use request::{Params, Request};
+pub use request::{Data, Params, Request};
 pub use response::{Response, Stderr};
 pub use server::{Server, ShutdownHandle, default_workers};
 pub use status::StatusFormat;

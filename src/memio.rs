@@ -133,8 +133,28 @@ pub(crate) fn serve_parking(
     }
 }
 
+/// The length and a digest of what `input` gives, read in small pieces,
+/// and whether it ended without an error.
+fn drain(input: &mut impl Read) -> (u64, u64, bool) {
+    let mut buf = [0u8; 4096];
+    let (mut total, mut digest) = (0u64, 0u64);
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => return (total, digest, true),
+            Ok(n) => {
+                total += n as u64;
+                digest = buf[..n].iter().fold(digest, |d, &b| {
+                    d.wrapping_mul(131).wrapping_add(u64::from(b))
+                });
+            }
+            Err(_) => return (total, digest, false),
+        }
+    }
+}
+
 /// A handler that touches every part of the request API: params, the
-/// body, status, headers, both output streams, and failure.
+/// body, a filter's data (read, or not: `SKIP_DATA`), an authorizer's
+/// variable, status, headers, both output streams, and failure.
 pub(crate) fn probe(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
     let mut sum = 0u64;
     for (name, value) in req.params() {
@@ -142,20 +162,17 @@ pub(crate) fn probe(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result
             .wrapping_mul(31)
             .wrapping_add((name.len() + 7 * value.len()) as u64);
     }
-    let mut body = [0u8; 4096];
-    let (mut total, mut digest) = (0u64, 0u64);
-    let read = loop {
-        match req.read(&mut body) {
-            Ok(0) => break Ok(()),
-            Ok(n) => {
-                total += n as u64;
-                digest = body[..n].iter().fold(digest, |d, &b| {
-                    d.wrapping_mul(131).wrapping_add(u64::from(b))
-                });
-            }
-            Err(e) => break Err(e),
+    let (total, digest, read) = drain(req);
+    match req.role() {
+        Role::Filter if req.param("SKIP_DATA").is_none() => {
+            let (len, digest, ok) = drain(&mut req.data());
+            res.header("X-Data", &format!("{len} {digest:x} {ok}"));
         }
-    };
+        Role::Authorizer => {
+            res.variable("PROBE", "granted");
+        }
+        _ => {}
+    }
     if req.param("STATUS").is_some() {
         res.status(404);
     }
@@ -165,16 +182,27 @@ pub(crate) fn probe(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result
     }
     write!(
         res,
-        "{} {} {} {total} {digest:x} {}",
+        "{} {} {} {total} {digest:x} {read}",
         req.method(),
         req.script_name(),
         req.path_info(),
-        read.is_ok()
     )?;
     if req.param("FAIL").is_some() {
         return Err(io::Error::other("asked to fail"));
     }
     Ok(())
+}
+
+/// The settings of [`check_connection`]: small limits, every role played.
+fn fuzz_config() -> Config {
+    Config {
+        workers: Some(2),
+        max_params_bytes: 8192,
+        max_params: 64,
+        max_records: 256,
+        roles: Roles::of(&[Role::Responder, Role::Authorizer, Role::Filter]),
+        ..Config::default()
+    }
 }
 
 /// For fuzzing: the connection loop on `data`, unsplit and then split and
@@ -189,14 +217,7 @@ pub fn check_connection(data: &[u8]) {
     let n = usize::from(shape & 7);
     let (sizes, input) = rest.split_at(n.min(rest.len()));
     let sizes: Vec<usize> = sizes.iter().map(|&b| usize::from(b) * 3 + 1).collect();
-    let cfg = Config {
-        workers: Some(2),
-        max_params_bytes: 8192,
-        max_params: 64,
-        max_records: 256,
-        roles: Roles::of(&[Role::Responder, Role::Authorizer]),
-        ..Config::default()
-    };
+    let cfg = fuzz_config();
     let whole = serve_bytes(input, &[], false, &cfg, &probe);
     let split = serve_bytes(input, &sizes, shape & 8 != 0, &cfg, &probe);
     assert!(whole == split, "split {sizes:?} changed the result");
@@ -238,19 +259,69 @@ mod tests {
         out.extend(std::iter::repeat_n(0, usize::from(pad)));
     }
 
-    /// A stream cut into records of random sizes, then its empty record.
-    fn stream(out: &mut Vec<u8>, rng: &mut Rng, t: u8, id: u16, bytes: &[u8]) {
+    /// A stream cut into records of random sizes, then its empty record:
+    /// one `Vec` per record.
+    fn records(rng: &mut Rng, t: u8, id: u16, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut recs = Vec::new();
         let mut rest = bytes;
         while !rest.is_empty() {
             let n = (1 + rng.below(600)).min(rest.len());
-            rec(out, t, id, &rest[..n], rng.below(9) as u8);
+            let mut one = Vec::new();
+            rec(&mut one, t, id, &rest[..n], rng.below(9) as u8);
+            recs.push(one);
             rest = &rest[n..];
         }
-        rec(out, t, id, b"", 0);
+        let mut end = Vec::new();
+        rec(&mut end, t, id, b"", 0);
+        recs.push(end);
+        recs
     }
 
-    /// A plausible session: requests with random params, bodies, roles
-    /// and flags, with management records, aborts and strays between.
+    /// A stream cut into records of random sizes, then its empty record.
+    fn stream(out: &mut Vec<u8>, rng: &mut Rng, t: u8, id: u16, bytes: &[u8]) {
+        out.extend(records(rng, t, id, bytes).concat());
+    }
+
+    /// The records of `a` and `b` interleaved at random, each in its order.
+    fn interleave(rng: &mut Rng, a: Vec<Vec<u8>>, b: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+        let mut out = Vec::new();
+        loop {
+            let from_a = match (a.peek(), b.peek()) {
+                (None, None) => return out,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                _ => rng.below(2) == 0,
+            };
+            out.extend(if from_a { a.next() } else { b.next() });
+        }
+    }
+
+    /// A request's params, body and data streams, in the spec's order or
+    /// not: data records before the body or the params have ended, past
+    /// the bound on early data (rarely), or none. Every role gets them;
+    /// only a filter's are its own.
+    fn inputs(rng: &mut Rng, id: u16, params: &[u8], body: &[u8]) -> Vec<u8> {
+        let data = match rng.below(12) {
+            0 => vec![b'd'; 70_000],
+            _ => rng.some_bytes(0, 3000),
+        };
+        let p = records(rng, PARAMS, id, params);
+        let s = records(rng, STDIN, id, body);
+        let d = records(rng, DATA, id, &data);
+        let recs = match rng.below(7) {
+            0 => interleave(rng, [p, s].concat(), d),
+            1 => [p, interleave(rng, s, d)].concat(),
+            2 => [p, d, s].concat(),
+            3 => [p, s].concat(),
+            _ => [p, s, d].concat(),
+        };
+        recs.concat()
+    }
+
+    /// A plausible session: requests with random params, bodies, data
+    /// streams, roles and flags, with management records, aborts and
+    /// strays between.
     fn session(rng: &mut Rng) -> Vec<u8> {
         let mut out = Vec::new();
         for _ in 0..1 + rng.below(4) {
@@ -276,19 +347,21 @@ mod tests {
                 let value = rng.some_bytes(0, 200);
                 encode_pair(&mut params, &name, &value);
             }
-            if rng.below(5) == 0 {
-                encode_pair(&mut params, b"FAIL", b"1");
+            for (name, odds) in [(&b"FAIL"[..], 5), (b"SKIP_DATA", 4)] {
+                if rng.below(odds) == 0 {
+                    encode_pair(&mut params, name, b"1");
+                }
             }
             if rng.below(8) == 0 {
                 rec(&mut out, ABORT_REQUEST, id, b"", 0);
             }
-            stream(&mut out, rng, PARAMS, id, &params);
             let body = rng.some_bytes(0, 3000);
             if rng.below(8) == 0 {
+                stream(&mut out, rng, PARAMS, id, &params);
                 rec(&mut out, STDIN, id, &body[..body.len() / 2], 0);
                 rec(&mut out, ABORT_REQUEST, id, b"", 0);
             } else {
-                stream(&mut out, rng, STDIN, id, &body);
+                out.extend(inputs(rng, id, &params, &body));
             }
         }
         out
@@ -322,6 +395,8 @@ mod tests {
     fn any_input_split_anywhere_gives_the_unsplit_result() {
         let mut rng = Rng(0x5eed_1234_abcd_0001);
         let (mut answered, mut faults) = (0, 0);
+        let (mut data_read, mut early_over) = (0, 0);
+        let text = |out: &[u8]| String::from_utf8_lossy(out).into_owned();
         for case in 0..5000 {
             let mut input = match case % 3 {
                 2 => rng.some_bytes(0, 600),
@@ -340,9 +415,44 @@ mod tests {
             let (out, end) = serve_bytes(&input, &[], false, &cfg, &probe);
             answered += usize::from(out.windows(5).any(|w| w == b"X-Sum"));
             faults += usize::from(end.contains("error"));
+            // Every role played: filters read their data.
+            let (out, end) = serve_bytes(&input, &[], false, &fuzz_config(), &probe);
+            let out = text(&out);
+            data_read += out.matches("X-Data: ").count() - out.matches("X-Data: 0 ").count();
+            early_over += usize::from(end.contains("65536 bytes of FCGI_DATA"));
         }
-        // Not vacuous: many requests were answered, many inputs refused.
+        // Not vacuous: many requests were answered, many inputs refused,
+        // many filters read data, and early data went over its bound.
         assert!(answered > 600 && faults > 1000, "{answered} {faults}");
+        assert!(
+            data_read > 300 && early_over > 3,
+            "{data_read} {early_over}"
+        );
+    }
+
+    /// Every seed of the connection fuzz target holds; the filter seeds
+    /// deliver their data (in order, early or not) and keep the
+    /// connection in step when the handler leaves it unread.
+    #[test]
+    fn the_fuzz_seeds_hold_and_filters_get_their_data() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/connection");
+        let seed = |name: &str| std::fs::read(format!("{dir}/{name}")).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            check_connection(&std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        let served = |name: &str, skip: usize| {
+            let (out, end) = serve_bytes(&seed(name)[skip..], &[], false, &fuzz_config(), &probe);
+            (String::from_utf8_lossy(&out).into_owned(), end)
+        };
+        let (out, _) = served("filter_data", 4);
+        assert!(out.contains("X-Data: 11 ") && out.contains(" 6 "), "{out}");
+        let (out, _) = served("filter_early_data", 1);
+        assert!(out.contains("X-Data: 9 "), "{out}");
+        let (out, end) = served("filter_skip_data", 2);
+        assert_eq!(out.matches("X-Sum").count(), 3, "{out}");
+        assert!(!out.contains("X-Data") && end.contains("Close"), "{end}");
+        let (out, _) = served("authorizer", 1);
+        assert!(out.contains("Variable-PROBE: granted"), "{out}");
     }
 
     /// Records up to the largest size, split anywhere and stalled, on

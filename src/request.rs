@@ -9,7 +9,8 @@ use crate::connection::body::BodyReader;
 use crate::connection::params::{self, Span};
 use crate::protocol::Role;
 
-/// A FastCGI request: its params (the CGI environment) and its body.
+/// A FastCGI request: its params (the CGI environment) and its body (and,
+/// in the filter role, its data stream: [`data`](Request::data)).
 ///
 /// The body is read through [`Read`]; bytes are pulled from the web server
 /// only as they are read, so a body of any size streams through in
@@ -198,9 +199,70 @@ impl<'a> Request<'a> {
         self.param(std::str::from_utf8(key).ok()?)
     }
 
-    /// The role the web server asked for.
+    /// The role the web server asked for: [`Role::Responder`] unless the
+    /// server plays more ([`Server::roles`](crate::Server::roles)). An
+    /// authorizer answers 200 to grant access (see
+    /// [`Response::variable`](crate::Response::variable)) and anything
+    /// else to deny it; a filter reads the body, then [`data`](Request::data).
+    ///
+    /// ```no_run
+    /// use fcgi_server::Role;
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) -> std::io::Result<()> {
+    /// if req.role() == Role::Authorizer {
+    ///     if req.param("HTTP_AUTHORIZATION") == Some("Bearer let-me-in") {
+    ///         res.variable("AUTH_USER", "alice");
+    ///     } else {
+    ///         res.status(403);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn role(&self) -> Role {
         self.active.role
+    }
+
+    /// The data stream (`FCGI_DATA`) of a filter request: the file that
+    /// the web server filters through the application, as a reader.
+    ///
+    /// The spec sends it after the body, so the first read drops whatever
+    /// the handler has not read of the body (reading the body afterwards
+    /// gives `Ok(0)`). Bytes are pulled from the web server as they are
+    /// read, in constant memory, and count towards no limit; data that a
+    /// web server sends before the body has ended is kept, up to 64 KiB,
+    /// and read first. For the other roles the stream is empty.
+    ///
+    /// A filter may answer without reading it (say, from a cache that
+    /// [`data_last_mod`](Request::data_last_mod) validates); on a kept-open
+    /// connection the rest is then read and dropped after the handler
+    /// returns.
+    ///
+    /// ```no_run
+    /// use std::io::{Read, Write};
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) -> std::io::Result<()> {
+    /// let mut form = Vec::new();
+    /// req.read_to_end(&mut form)?;
+    /// let mut file = String::new();
+    /// req.data().read_to_string(&mut file)?;
+    /// res.header("Content-Type", "text/plain");
+    /// res.write_all(file.to_uppercase().as_bytes())
+    /// # }
+    /// ```
+    pub fn data(&mut self) -> Data<'_, 'a> {
+        Data {
+            body: &mut self.body,
+        }
+    }
+
+    /// `FCGI_DATA_LENGTH`, the length of a filter's data stream as the web
+    /// server announced it, if sent and valid.
+    pub fn data_length(&self) -> Option<u64> {
+        self.param("FCGI_DATA_LENGTH")?.parse().ok()
+    }
+
+    /// `FCGI_DATA_LAST_MOD`, the last modification time of a filter's
+    /// data (seconds since the epoch), if sent and valid.
+    pub fn data_last_mod(&self) -> Option<u64> {
+        self.param("FCGI_DATA_LAST_MOD")?.parse().ok()
     }
 
     /// The FastCGI request id.
@@ -236,6 +298,24 @@ impl fmt::Debug for Request<'_> {
             .field("method", &self.method())
             .field("request_uri", &self.request_uri())
             .finish_non_exhaustive()
+    }
+}
+
+/// The data stream of a filter request, read through [`Read`]; see
+/// [`Request::data`].
+pub struct Data<'r, 'a> {
+    body: &'r mut BodyReader<'a>,
+}
+
+impl Read for Data<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.body.read_data(buf)
+    }
+}
+
+impl fmt::Debug for Data<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Data").finish_non_exhaustive()
     }
 }
 

@@ -129,6 +129,42 @@ impl<'a> Response<'a> {
         self
     }
 
+    /// For an authorizer ([`Role::Authorizer`](crate::Role::Authorizer)):
+    /// passes `name=value` on to the requests that the web server makes
+    /// for this HTTP request once access is granted (the header
+    /// `Variable-NAME: value`, the spec's section 6.3).
+    ///
+    /// An authorizer grants access with status 200, the default, and
+    /// denies it with any other; on a denial the web server sends the
+    /// status, headers and body to the client, while on a grant it keeps
+    /// only the `Variable-` headers and ignores the body. lighttpd passes
+    /// the value to the backends that follow (a responder sees it as a
+    /// param); Apache mod_fcgid passes it to them too, and sends the
+    /// header to the client as well. An empty name is refused, as are
+    /// line breaks.
+    ///
+    /// ```no_run
+    /// # fn handle(req: &mut fcgi_server::Request<'_>, res: &mut fcgi_server::Response<'_>) {
+    /// match req.param("HTTP_AUTHORIZATION") {
+    ///     Some("Bearer let-me-in") => {
+    ///         res.variable("AUTH_USER", "alice");
+    ///     }
+    ///     _ => {
+    ///         res.status(403);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn variable(&mut self, name: &str, value: &str) -> &mut Self {
+        if name.is_empty() {
+            return self.header("", value);
+        }
+        let mut full = String::with_capacity("Variable-".len() + name.len());
+        full.push_str("Variable-");
+        full.push_str(name);
+        self.header(&full, value)
+    }
+
     /// Whether the status and headers are fixed (body output has begun).
     pub fn headers_sent(&self) -> bool {
         self.head_placed

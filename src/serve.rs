@@ -13,8 +13,10 @@
 //!    |            |                                      (resumed in Gathering; closed
 //!    |            | empty FCGI_PARAMS                     past the read timeout)
 //!    |            v
-//!    |        Handling: the handler reads FCGI_STDIN (BodyReader),
-//!    |            |     writes FCGI_STDOUT/FCGI_STDERR (Response)
+//!    |        Handling: the handler reads FCGI_STDIN (BodyReader), then
+//!    |            |     a filter's FCGI_DATA; writes FCGI_STDOUT/FCGI_STDERR
+//!    |            |     (Response); a kept-open filter's unread input is
+//!    |            |     read and dropped
 //!    |            | FCGI_END_REQUEST sent
 //!    |            v
 //!    +------- Ended ---- not kept open, cut off, -------> Outcome::Close { drain }
@@ -101,7 +103,7 @@ pub(crate) fn serve(
         let ended = ended?;
         if !active.keep_conn || !ended.clean {
             return Ok(Outcome::Close {
-                drain: !ended.stdin_done,
+                drain: !ended.input_done,
             });
         }
         if ctl.stopping() {
@@ -121,8 +123,8 @@ pub(crate) fn serve(
 struct Ended {
     /// The connection is in a state to serve another request.
     clean: bool,
-    /// The request body was read to its end.
-    stdin_done: bool,
+    /// The request's input (body, and a filter's data) was read to its end.
+    input_done: bool,
 }
 
 /// Calls the handler for one request and ends the request.
@@ -138,6 +140,7 @@ fn handle(
         rbuf,
         params,
         index,
+        early,
         out,
         head,
         found,
@@ -145,7 +148,7 @@ fn handle(
     // Built only where the bookkeeping reads the request.
     let view = || RequestView::new(params, index, found);
     let begun = tally.map_or(Begun::Unbound, |t| t.begin(view));
-    let body = BodyReader::new(io, rbuf, cfg, active, &aborted);
+    let body = BodyReader::new(io, rbuf, early, cfg, active, &aborted);
     let mut req = Request::new(params, index, body, active);
     let mut res = Response::new(io, out, head, active.id, &aborted);
     let result = catch_unwind(AssertUnwindSafe(|| match begun {
@@ -157,6 +160,7 @@ fn handle(
         count(tally, started, (&req, &res), (how, aborted.get()), view);
     }
     let body = &mut req.body;
+    body.drop_unread_filter_input();
     let fault = body.take_fault();
     let ended = res.end(failure.as_deref(), cfg.debug);
     body.skip_arrived();
@@ -166,7 +170,7 @@ fn handle(
     }
     Ok(Ended {
         clean: ended?,
-        stdin_done: body.is_done(),
+        input_done: body.is_done(),
     })
 }
 

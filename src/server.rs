@@ -145,9 +145,18 @@ where
         self
     }
 
-    /// Which roles the application plays; others are refused with
-    /// `FCGI_UNKNOWN_ROLE`. Default: responder only. (For a filter, the
-    /// `FCGI_DATA` stream is not offered to the handler.)
+    /// Which roles the application plays; the handler learns a request's
+    /// from [`Request::role`]. Default: responder only.
+    ///
+    /// Others are refused with `FCGI_UNKNOWN_ROLE`; a refused authorizer
+    /// request also gets a 403 response, so that no web server reads the
+    /// refusal as a grant (lighttpd ignores the protocol status).
+    ///
+    /// ```no_run
+    /// use fcgi_server::{Role, Server};
+    /// # let handler = |_: &mut fcgi_server::Request<'_>, _: &mut fcgi_server::Response<'_>| Ok(());
+    /// Server::new(handler).roles(&[Role::Responder, Role::Authorizer]);
+    /// ```
     pub fn roles(mut self, roles: &[Role]) -> Self {
         self.cfg.roles = Roles::of(roles);
         self

@@ -52,7 +52,7 @@ fn unknown_management_type_gets_unknown_type() {
 fn role_not_enabled_gets_unknown_role_and_enabled_role_is_served() {
     let srv = TestServer::echo();
     let mut raw = srv.connect();
-    let mut req = begin(1, u16::from(Role::Authorizer), true);
+    let mut req = begin(1, u16::from(Role::Filter), true);
     req.extend(record(record_type::PARAMS, 1, b""));
     raw.send(&req).unwrap();
     let reply = raw.read_reply(1);

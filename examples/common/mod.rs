@@ -9,15 +9,24 @@
 use std::io;
 use std::time::Duration;
 
-use fcgi_server::{Request, Response, Server};
+use fcgi_server::{Request, Response, Role, Server};
 
-/// Serves `handler` as the command line says; on a start-up error, prints
-/// it (naming what failed) and exits with status 1.
+/// Serves `handler`, a responder, as the command line says; on a start-up
+/// error, prints it (naming what failed) and exits with status 1.
+#[allow(dead_code)] // an example calls this or `serve_roles`
 pub(crate) fn serve<H>(name: &str, handler: H)
 where
     H: Fn(&mut Request<'_>, &mut Response<'_>) -> io::Result<()> + Send + Sync + 'static,
 {
-    let mut server = operated(Server::new(handler));
+    serve_roles(name, &[Role::Responder], handler);
+}
+
+/// Like [`serve`], for a handler that plays `roles`.
+pub(crate) fn serve_roles<H>(name: &str, roles: &[Role], handler: H)
+where
+    H: Fn(&mut Request<'_>, &mut Response<'_>) -> io::Result<()> + Send + Sync + 'static,
+{
+    let mut server = operated(Server::new(handler).roles(roles));
     if let Some(addr) = std::env::args().nth(1) {
         server = server.bind(addr);
     }

@@ -7,10 +7,12 @@
 //! (answers management records, refuses a second request or an unplayed
 //! role) and hands the caller only what concerns its request, as an
 //! [`Event`].
+//!
+//! A refused authorizer request is also denied: see [`refuse_request`].
 
 use std::io::IoSlice;
 
-use super::{Config, Fault, Transport, write_all};
+use super::{Config, Fault, Transport, output, write_all};
 use crate::protocol::{
     self, BeginRequest, EndRequest, Header, Pairs, ProtocolStatus, Record, Role, UnknownType,
     record_type,
@@ -51,7 +53,12 @@ pub(crate) fn classify(h: &Header, active: Option<&Active>) -> Kind {
         _ if h.request_id == protocol::NULL_REQUEST_ID => Kind::Management,
         BEGIN_REQUEST if active.is_some() => Kind::Concurrent,
         BEGIN_REQUEST => Kind::Begin,
-        ABORT_REQUEST | PARAMS | STDIN | DATA if active.is_some_and(|a| a.id == h.request_id) => {
+        ABORT_REQUEST | PARAMS | STDIN if active.is_some_and(|a| a.id == h.request_id) => {
+            Kind::Ours
+        }
+        // Only a filter has a data stream (the spec, 6.4); for the other
+        // roles data records are ignored.
+        DATA if active.is_some_and(|a| a.id == h.request_id && a.role == Role::Filter) => {
             Kind::Ours
         }
         _ => Kind::Ignore,
@@ -104,7 +111,10 @@ pub(crate) fn dispatch<'r>(
             Event::Nothing
         }
         Kind::Concurrent => {
-            refuse(io, h.request_id, ProtocolStatus::CantMpxConn)?;
+            let role = BeginRequest::decode(rec.content)
+                .ok()
+                .and_then(|b| b.role());
+            refuse_request(io, h.request_id, role, ProtocolStatus::CantMpxConn)?;
             Event::Nothing
         }
         Kind::Begin => begin(io, &h, rec.content, cfg)?,
@@ -140,13 +150,34 @@ fn begin<'r>(
             role,
             keep_conn: begin.keep_conn(),
         })),
-        _ => {
-            refuse(io, h.request_id, ProtocolStatus::UnknownRole)?;
+        role => {
+            refuse_request(io, h.request_id, role, ProtocolStatus::UnknownRole)?;
             Ok(Event::Refused {
                 keep_conn: begin.keep_conn(),
             })
         }
     }
+}
+
+/// Refuses request `id` of `role` with `status`.
+///
+/// An authorizer request is denied too: a `403` response goes before the
+/// end-request record. The spec has a web server deny access on any
+/// status but 200 (section 6.3), but lighttpd reads an authorizer answer
+/// without a `Status:` line as 200 and ignores the protocol status, so a
+/// bare refusal would grant access to everything the authorizer guards.
+/// The end-request still says why (`FCGI_UNKNOWN_ROLE`, `FCGI_CANT_MPX_CONN`)
+/// for web servers that read it.
+fn refuse_request(
+    io: &dyn Transport,
+    id: u16,
+    role: Option<Role>,
+    status: ProtocolStatus,
+) -> std::io::Result<()> {
+    if role == Some(Role::Authorizer) {
+        return output::deny(io, id, status);
+    }
+    refuse(io, id, status)
 }
 
 /// Ends request `id` at once with an end-request record.
@@ -186,14 +217,20 @@ fn management(io: &dyn Transport, h: &Header, content: &[u8], cfg: &Config) -> R
 mod tests {
     use super::*;
 
+    const RESPONDING: Active = Active {
+        id: 1,
+        role: Role::Responder,
+        keep_conn: true,
+    };
+    const FILTERING: Active = Active {
+        role: Role::Filter,
+        ..RESPONDING
+    };
+
     #[test]
     fn classify_cases() {
         use record_type::*;
-        let active = Active {
-            id: 1,
-            role: Role::Responder,
-            keep_conn: true,
-        };
+        let (active, filter) = (RESPONDING, FILTERING);
         let h = |t, id| Header::new(t, id, 0);
         let cases = [
             (h(GET_VALUES, 0), None, Kind::Management),
@@ -204,6 +241,10 @@ mod tests {
             (h(STDIN, 2), Some(active), Kind::Ignore),
             (h(STDIN, 1), None, Kind::Ignore),
             (h(ABORT_REQUEST, 1), Some(active), Kind::Ours),
+            (h(DATA, 1), Some(filter), Kind::Ours),
+            (h(DATA, 2), Some(filter), Kind::Ignore),
+            (h(DATA, 1), Some(active), Kind::Ignore),
+            (h(DATA, 1), None, Kind::Ignore),
             (h(STDOUT, 1), Some(active), Kind::Invalid),
             (h(END_REQUEST, 5), None, Kind::Invalid),
             (h(200, 1), Some(active), Kind::Ignore),
@@ -213,56 +254,103 @@ mod tests {
         }
     }
 
+    /// The types of the records in `out`, and the protocol status of its
+    /// end-request record, if any.
+    fn written(out: &[u8]) -> (Vec<u8>, Option<u8>) {
+        let (mut types, mut status, mut at) = (Vec::new(), None, 0);
+        while let Some((rec, used)) = protocol::decode_record(&out[at..]).unwrap() {
+            types.push(rec.header.record_type);
+            if rec.header.record_type == record_type::END_REQUEST {
+                status = Some(EndRequest::decode(rec.content).unwrap().protocol_status);
+            }
+            at += used;
+        }
+        (types, status)
+    }
+
     #[test]
     fn dispatch_answers_what_concerns_the_connection() {
         use crate::memio::Mem;
         use record_type::*;
-        let active = Active {
-            id: 1,
-            role: Role::Responder,
-            keep_conn: true,
-        };
+        let (active, filter) = (RESPONDING, FILTERING);
         let cfg = Config::default();
-        let begin_body = BeginRequest { role: 2, flags: 1 }.encode();
+        let authorizer = BeginRequest { role: 2, flags: 1 }.encode();
+        let filtering = BeginRequest { role: 3, flags: 1 }.encode();
         let rec = |t, id, content| Record {
             header: Header::new(t, id, 0),
             content,
         };
-        // (record, request in progress, event, what was written back)
-        let cases: [(Record<'_>, Option<Active>, Event<'_>, Option<u8>); 6] = [
+        let (cant_mpx, unknown_role) = (Some(1), Some(3));
+        let denied = [STDERR, STDOUT, STDOUT, END_REQUEST];
+        // (record, request in progress, event, what was written back:
+        // record types and end-request status)
+        type Written<'t> = (&'t [u8], Option<u8>);
+        let cases: [(Record<'_>, Option<Active>, Event<'_>, Written<'_>); 9] = [
             (
                 rec(STDIN, 1, b"x"),
                 Some(active),
                 Event::Stream(Stream::Stdin, b"x"),
-                None,
+                (&[], None),
             ),
             (
                 rec(DATA, 1, b""),
-                Some(active),
+                Some(filter),
                 Event::Stream(Stream::Data, b""),
-                None,
+                (&[], None),
             ),
-            (rec(ABORT_REQUEST, 1, b""), Some(active), Event::Abort, None),
+            // A responder has no data stream.
             (
-                rec(BEGIN_REQUEST, 2, &begin_body),
+                rec(DATA, 1, b"x"),
                 Some(active),
                 Event::Nothing,
-                Some(END_REQUEST),
+                (&[], None),
             ),
             (
-                rec(BEGIN_REQUEST, 2, &begin_body),
+                rec(ABORT_REQUEST, 1, b""),
+                Some(active),
+                Event::Abort,
+                (&[], None),
+            ),
+            // A second authorizer request, or one for a role not played:
+            // refused, and denied too, so that no web server grants.
+            (
+                rec(BEGIN_REQUEST, 2, &authorizer),
+                Some(active),
+                Event::Nothing,
+                (&denied, cant_mpx),
+            ),
+            (
+                rec(BEGIN_REQUEST, 2, &authorizer),
                 None,
                 Event::Refused { keep_conn: true },
-                Some(END_REQUEST),
+                (&denied, unknown_role),
             ),
-            (rec(99, 0, b""), None, Event::Nothing, Some(UNKNOWN_TYPE)),
+            // Other roles are refused with the end-request alone.
+            (
+                rec(BEGIN_REQUEST, 2, &filtering),
+                Some(active),
+                Event::Nothing,
+                (&[END_REQUEST], cant_mpx),
+            ),
+            (
+                rec(BEGIN_REQUEST, 2, &filtering),
+                None,
+                Event::Refused { keep_conn: true },
+                (&[END_REQUEST], unknown_role),
+            ),
+            (
+                rec(99, 0, b""),
+                None,
+                Event::Nothing,
+                (&[UNKNOWN_TYPE], None),
+            ),
         ];
-        for (record, act, want, reply) in cases {
+        for (record, act, want, (types, status)) in cases {
             let io = Mem::new(b"", &[], false);
             let event = dispatch(&io, &cfg, record, act.as_ref()).unwrap();
             assert_eq!(event, want, "{record:?}");
             let out = io.out.into_inner();
-            assert_eq!(out.get(1).copied(), reply, "{record:?}");
+            assert_eq!(written(&out), (types.to_vec(), status), "{record:?}");
         }
     }
 }

@@ -10,6 +10,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::dispatch::{Event, Stream, dispatch, refuse};
+use super::early::EarlyData;
 use super::{Active, Buffers, Config, Control, Fault, Wait, output, params};
 use crate::protocol::{self, ProtocolStatus, Record};
 
@@ -19,6 +20,8 @@ use crate::protocol::{self, ProtocolStatus, Record};
 pub(crate) struct Partial {
     pub(crate) active: Option<Active>,
     pub(crate) params: Vec<u8>,
+    /// A filter's data stream bytes that came with the params.
+    pub(crate) early: EarlyData,
     /// Bytes read but not yet decoded: less than one record.
     pub(crate) pending: Vec<u8>,
     pub(crate) records: u32,
@@ -95,7 +98,7 @@ pub(crate) fn gather(
             }
         };
         g.count_record(io, cfg)?;
-        let step = g.on_record(io, cfg, &mut bufs.params, rec)?;
+        let step = g.on_record(io, cfg, (&mut bufs.params, &mut bufs.early), rec)?;
         bufs.rbuf.consume(used);
         match step {
             Step::More => {}
@@ -109,6 +112,7 @@ impl Gathering {
     /// Restores what a parked connection carried into the worker's buffers.
     fn resume(bufs: &mut Buffers, cfg: &Config, resume: Resume) -> Result<Gathering, Fault> {
         bufs.params.clear();
+        // The early data store is cleared when a request begins.
         match resume {
             Resume::Idle { records } => Ok(Gathering {
                 active: None,
@@ -120,6 +124,7 @@ impl Gathering {
                     return Err(read_timed_out());
                 }
                 bufs.params.extend_from_slice(&p.params);
+                bufs.early = p.early;
                 bufs.rbuf.restore(&p.pending);
                 Ok(Gathering {
                     active: p.active,
@@ -173,6 +178,10 @@ impl Gathering {
         let p = Partial {
             active: self.active,
             params: bufs.params.clone(),
+            early: match self.active {
+                Some(_) => bufs.early.clone(),
+                None => EarlyData::default(),
+            },
             pending: bufs.rbuf.data().to_vec(),
             records: self.records,
             since: self.since.unwrap_or_else(Instant::now),
@@ -201,13 +210,14 @@ impl Gathering {
         &mut self,
         io: &dyn super::Transport,
         cfg: &Config,
-        params: &mut Vec<u8>,
+        (params, early): (&mut Vec<u8>, &mut EarlyData),
         rec: Record<'_>,
     ) -> Result<Step, Fault> {
         match dispatch(io, cfg, rec, self.active.as_ref())? {
             Event::Begin(active) => {
                 // Params of a request aborted before they ended are dropped.
                 params.clear();
+                early.clear();
                 self.active = Some(active);
             }
             Event::Refused { keep_conn } => {
@@ -220,14 +230,7 @@ impl Gathering {
                 return Ok(Step::Complete(self.active.expect("params imply a request")));
             }
             Event::Stream(Stream::Params, content) => {
-                if params.len() + content.len() > cfg.max_params_bytes {
-                    let msg = format!(
-                        "the request's params exceed the limit of {} bytes",
-                        cfg.max_params_bytes
-                    );
-                    return Err(over_limit(io, self.active, TOO_LARGE, msg));
-                }
-                params.extend_from_slice(content);
+                self.add_params(io, cfg, params, content)?;
             }
             Event::Abort => {
                 let aborted = self.active.take().expect("an abort implies a request");
@@ -236,11 +239,36 @@ impl Gathering {
                     return Ok(Step::Close);
                 }
             }
-            // Body and data records before the params are complete, and
-            // records handled by the dispatch, concern nothing here.
+            // A filter's data, sent before its params ended: kept for
+            // its handler (the dispatch passes data to filters only).
+            Event::Stream(Stream::Data, content) => {
+                let kept = early.keep(content);
+                kept.map_err(|msg| over_limit(io, self.active, "400 Bad Request", msg))?;
+            }
+            // Body records before the params are complete, and records
+            // handled by the dispatch, concern nothing here.
             Event::Stream(_, _) | Event::Nothing => {}
         }
         Ok(Step::More)
+    }
+
+    /// Appends params content, within the limit on their bytes.
+    fn add_params(
+        &self,
+        io: &dyn super::Transport,
+        cfg: &Config,
+        params: &mut Vec<u8>,
+        content: &[u8],
+    ) -> Result<(), Fault> {
+        if params.len() + content.len() > cfg.max_params_bytes {
+            let msg = format!(
+                "the request's params exceed the limit of {} bytes",
+                cfg.max_params_bytes
+            );
+            return Err(over_limit(io, self.active, TOO_LARGE, msg));
+        }
+        params.extend_from_slice(content);
+        Ok(())
     }
 }
 

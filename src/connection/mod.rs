@@ -5,7 +5,10 @@
 //!   may arrive while a request is active and what the protocol answers.
 //! - [`gather`]: reading a request until its params are complete, or until
 //!   the peer stalls and the connection is set aside.
-//! - [`body`]: the request body (`FCGI_STDIN`), read as the handler reads it.
+//! - [`body`]: the request's input, read as the handler reads it: the
+//!   body (`FCGI_STDIN`), then a filter's data stream (`FCGI_DATA`).
+//! - [`early`]: data stream bytes that came before the body ended, kept
+//!   (bounded) until the handler reads them.
 //! - [`output`]: the response's records (`FCGI_STDOUT`, `FCGI_STDERR`,
 //!   `FCGI_END_REQUEST`), framed in the worker's buffers.
 //! - [`params`]: the params index, built in place.
@@ -15,6 +18,7 @@
 
 pub(crate) mod body;
 pub(crate) mod dispatch;
+pub(crate) mod early;
 pub(crate) mod gather;
 pub(crate) mod output;
 pub(crate) mod params;
@@ -205,6 +209,8 @@ pub(crate) struct Buffers {
     pub(crate) params: Vec<u8>,
     /// Where each pair sits in `params`.
     pub(crate) index: Vec<params::Span>,
+    /// A filter's data stream bytes that came before its body ended.
+    pub(crate) early: early::EarlyData,
     pub(crate) out: output::OutBufs,
     /// Response header lines, set by the handler, not yet placed.
     pub(crate) head: Vec<u8>,
@@ -218,6 +224,7 @@ impl Buffers {
             rbuf: ReadBuf::new(),
             params: Vec::with_capacity(4096),
             index: Vec::with_capacity(64),
+            early: early::EarlyData::default(),
             out: output::OutBufs::new(),
             head: Vec::with_capacity(1024),
             found: params::PathParams::default(),
@@ -234,6 +241,7 @@ impl Buffers {
         if self.head.capacity() > KEEP {
             self.head = Vec::with_capacity(1024);
         }
+        self.early.trim(KEEP);
         self.out.trim(KEEP);
     }
 }

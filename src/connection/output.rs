@@ -232,11 +232,36 @@ impl<'a> Output<'a> {
 /// error stream, and END_REQUEST.
 pub(crate) fn error_reply(io: &dyn Transport, id: u16, status: &str, msg: &str) -> io::Result<()> {
     let head = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{msg}\n");
+    reply_at_once(io, id, &head, msg, ProtocolStatus::RequestComplete)
+}
+
+/// Denies authorizer request `id`, which the application does not play:
+/// a 403 response, the reason on the error stream (for the web server's
+/// log), and END_REQUEST with `end`.
+pub(crate) fn deny(io: &dyn Transport, id: u16, end: ProtocolStatus) -> io::Result<()> {
+    const HEAD: &str = "Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nForbidden\n";
+    let why = match end {
+        ProtocolStatus::CantMpxConn => "the application serves one request at a time here",
+        _ => "the application does not play the FastCGI authorizer role",
+    };
+    let msg = format!("authorizer request refused ({why}): access denied");
+    reply_at_once(io, id, HEAD, &msg, end)
+}
+
+/// Writes a whole answer to request `id`: `msg` on its error stream,
+/// `stdout` (headers and body), and END_REQUEST with `end`.
+fn reply_at_once(
+    io: &dyn Transport,
+    id: u16,
+    stdout: &str,
+    msg: &str,
+    end: ProtocolStatus,
+) -> io::Result<()> {
     let err = format!("fcgi-server: {msg}\n");
-    let mut out = Vec::with_capacity(head.len() + err.len() + 64);
+    let mut out = Vec::with_capacity(stdout.len() + err.len() + 64);
     protocol::push_record(&mut out, record_type::STDERR, id, err.as_bytes());
-    protocol::push_record(&mut out, record_type::STDOUT, id, head.as_bytes());
+    protocol::push_record(&mut out, record_type::STDOUT, id, stdout.as_bytes());
     protocol::push_record(&mut out, record_type::STDOUT, id, b"");
-    out.extend_from_slice(&EndRequest::new(0, ProtocolStatus::RequestComplete).record(id));
+    out.extend_from_slice(&EndRequest::new(0, end).record(id));
     write_all(io, &mut [IoSlice::new(&out)])
 }

@@ -59,9 +59,13 @@ pub mod value_name {
 pub enum Role {
     /// `FCGI_RESPONDER`: the CGI/1.1 role, an HTTP request in, a response out.
     Responder,
-    /// `FCGI_AUTHORIZER`: decides whether a request may proceed (200) or not.
+    /// `FCGI_AUTHORIZER`: decides whether an HTTP request may proceed:
+    /// status 200 grants access (its `Variable-NAME` headers pass
+    /// `NAME=value` on to the requests that follow), any other denies it
+    /// and goes to the client.
     Authorizer,
-    /// `FCGI_FILTER`: a responder that also receives a data stream.
+    /// `FCGI_FILTER`: a responder that also receives a data stream (a
+    /// file, `FCGI_DATA`) after the body.
     Filter,
 }
 

@@ -106,6 +106,9 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
+/// The content of the static file that the authorizer configs guard.
+pub const SECRET: &str = "static secret\n";
+
 /// Where Debian's apache2 keeps its modules.
 const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
 
@@ -219,10 +222,38 @@ impl Frontend {
 
     /// lighttpd spawning the application (bin-path, socket on fd 0).
     pub fn lighttpd(app_name: &str, site_file: &str) -> Frontend {
-        let (dir, app) = Frontend::workdir("lighttpd", app_name);
+        let workdir = Frontend::workdir("lighttpd", app_name);
+        Frontend::lighttpd_site(workdir, deploy(site_file))
+    }
+
+    /// lighttpd with deploy/lighttpd-authorizer.conf, the example `name`
+    /// as the application (the authorizer and the responder), and under
+    /// its docroot `yourapplication/hello.txt` (a static file) and an
+    /// empty `yourapplication/app` (so that lighttpd finds the responder).
+    pub fn lighttpd_authorizer(name: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("lighttpd-auth", name);
+        let docroot = dir.path("authroot");
+        std::fs::create_dir_all(docroot.join("yourapplication")).unwrap();
+        std::fs::write(docroot.join("yourapplication/hello.txt"), SECRET).unwrap();
+        std::fs::write(docroot.join("yourapplication/app"), "").unwrap();
+        let site = replace(
+            &deploy("lighttpd-authorizer.conf"),
+            "/run/lighttpd/yourapplication-auth.sock",
+            dir.path("auth.sock").to_str().unwrap(),
+        );
+        let site = replace(
+            &site,
+            "/srv/yourapplication/htdocs",
+            docroot.to_str().unwrap(),
+        );
+        Frontend::lighttpd_site((dir, app), site)
+    }
+
+    /// lighttpd with `site` (a deploy/ file's text) spawning `app`.
+    fn lighttpd_site((dir, app): (TempDir, PathBuf), site: String) -> Frontend {
         let port = free_port();
         let site = replace(
-            &deploy(site_file),
+            &site,
             "/run/lighttpd/yourapplication.sock",
             dir.path("app.sock").to_str().unwrap(),
         );
@@ -249,17 +280,44 @@ impl Frontend {
 
     /// Apache 2.4 with mod_fcgid spawning the application.
     pub fn apache_fcgid(app_name: &str) -> Frontend {
-        let (dir, app) = Frontend::workdir("apache", app_name);
+        Frontend::apache_fcgid_site("apache-fcgid.conf", app_name, "")
+    }
+
+    /// Apache 2.4 with mod_fcgid and deploy/apache-fcgid-authorizer.conf,
+    /// the example `name` as the application (the access checker and the
+    /// responder), and `yourapplication/hello.txt` (a static file) under
+    /// the document root. The application's directory (the config makes
+    /// everything in it a FastCGI program) is `srv/`, apart from the
+    /// document root, as on a real host.
+    pub fn apache_fcgid_authorizer(name: &str) -> Frontend {
+        let conf = "apache-fcgid-authorizer.conf";
+        let fe = Frontend::apache_fcgid_site(conf, name, "srv");
+        let static_dir = fe.dir.path("htdocs/yourapplication");
+        std::fs::create_dir_all(&static_dir).unwrap();
+        std::fs::write(static_dir.join("hello.txt"), SECRET).unwrap();
+        fe
+    }
+
+    /// Apache 2.4 with mod_fcgid, deploy/`site_file`, spawning the
+    /// example `name` from the subdirectory `sub` of the temp dir (`""`:
+    /// the temp dir itself).
+    fn apache_fcgid_site(site_file: &str, name: &str, sub: &str) -> Frontend {
+        let (dir, app) = Frontend::workdir("apache", name);
+        let app_dir = dir.0.join(sub);
+        std::fs::create_dir_all(&app_dir).unwrap();
+        let moved = app_dir.join("app.fcgi");
+        std::fs::rename(&app, &moved).unwrap();
+        let app = moved;
         let port = free_port();
         let site = replace(
-            &deploy("apache-fcgid.conf"),
+            &deploy(site_file),
             "/srv/yourapplication/app.fcgi",
             app.to_str().unwrap(),
         );
         let site = replace(
             &site,
             "<Directory /srv/yourapplication>",
-            &format!("<Directory {}>", dir.0.display()),
+            &format!("<Directory {}>", app_dir.display()),
         );
         std::fs::create_dir_all(dir.path("fcgid")).unwrap();
         // The server's user (www-data) runs the application and needs this.

@@ -39,6 +39,11 @@ pub fn post(port: u16, path: &str, body: &[u8]) -> HttpResponse {
     .unwrap()
 }
 
+/// A GET with extra request `headers`.
+pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    request_with(port, "GET", path, headers, None).unwrap()
+}
+
 /// Sends one request with `Connection: close`; `body` is its length and a
 /// reader that yields exactly that many bytes.
 pub fn request(
