@@ -124,8 +124,11 @@ impl Server {
             .into_iter()
             .map(|mut cmd| {
                 let fd = listener.try_clone().unwrap();
+                // The servers' own log lines (start-up, shutdown) would
+                // interleave with the table.
                 cmd.stdin(Stdio::from(OwnedFd::from(fd)))
                     .stdout(Stdio::null())
+                    .stderr(Stdio::null())
                     .spawn()
                     .unwrap()
             })

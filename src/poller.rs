@@ -20,6 +20,7 @@
 //!   instead. So every byte that arrives after the serving worker's last
 //!   read leads to a read, and none to two workers at once.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +38,8 @@ pub(crate) struct Conn {
     pub(crate) sock: Socket,
     /// Its slot, once it has been parked (and so added to the epoll set).
     slot: Option<SlotId>,
+    /// Its events are switched off while a worker lingers on it.
+    muted: Cell<bool>,
     /// Where serving it resumes: between requests, or with the part of a
     /// request that arrived before the peer stalled.
     pub(crate) resume: Resume,
@@ -47,6 +50,7 @@ impl Conn {
         Conn {
             sock,
             slot: None,
+            muted: Cell::new(false),
             resume: Resume::NEW,
         }
     }
@@ -301,6 +305,7 @@ impl Poller {
             None => (self.slots.allocate(), true),
         };
         conn.slot = Some(id);
+        let muted = conn.muted.replace(false);
         let fd = conn.sock.as_raw_fd();
         {
             let mut slot = self.slots.lock(id.index);
@@ -310,21 +315,43 @@ impl Poller {
                 return None;
             }
             if std::mem::take(&mut slot.pending) {
+                conn.muted.set(muted);
                 return Some(conn);
             }
             slot.conn = Some((conn, sys::coarse_nanos()));
         }
-        // Added after it is in its slot: an event may come at once.
-        if new {
-            if let Err(e) = self.epoll.add(fd, id.token(), Trigger::Edge) {
-                log::error(
-                    "poll_failed",
-                    &format!("cannot wait for an idle connection: {e}; closed it"),
-                );
-                self.slots.release(id);
-            }
+        // Added (or heard again) after it is in its slot: an event may
+        // come at once, for bytes that came before.
+        let watched = if new {
+            self.epoll.add(fd, id.token(), Trigger::Edge)
+        } else if muted {
+            self.epoll.set_edge(fd, id.token(), true)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = watched {
+            log::error(
+                "poll_failed",
+                &format!("cannot wait for an idle connection: {e}; closed it"),
+            );
+            self.slots.release(id);
         }
         None
+    }
+
+    /// Switches off the events of `conn`, which a worker is about to
+    /// linger on, until it is parked again: a connection in the epoll set
+    /// (edge-triggered) would otherwise wake another worker, for nothing,
+    /// each time a request arrives while its worker waits for it.
+    pub(crate) fn mute(&self, conn: &Conn) {
+        if let Some(id) = conn.slot {
+            if !conn.muted.replace(true) {
+                let fd = conn.sock.as_raw_fd();
+                if self.epoll.set_edge(fd, id.token(), false).is_err() {
+                    conn.muted.set(false);
+                }
+            }
+        }
     }
 
     /// Takes `conn` off the poller's books (its slot is freed; closing its

@@ -294,6 +294,31 @@ fn accept_streak(shared: &Arc<Shared>, bufs: &mut Buffers, tally: Option<Tally<'
     }
 }
 
+/// The server around one connection being served: lingering on it
+/// first mutes its events in the poller (see [`Poller::mute`]).
+struct Serving<'a> {
+    shared: &'a Shared,
+    conn: &'a Conn,
+}
+
+impl Control for Serving<'_> {
+    fn stopping(&self) -> bool {
+        self.shared.stopping()
+    }
+
+    fn request_done(&self) {
+        self.shared.request_done();
+    }
+
+    fn may_linger(&self) -> bool {
+        let linger = self.shared.may_linger();
+        if linger {
+            self.shared.poller.mute(self.conn);
+        }
+        linger
+    }
+}
+
 /// Serves `conn` until it is parked or closed.
 fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn, tally: Option<Tally<'_>>) {
     let _serving = metrics::serving(tally, conn.sock.as_raw_fd());
@@ -305,7 +330,10 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn, tally: O
                 bufs,
                 &shared.cfg,
                 &*shared.handler,
-                &**shared,
+                &Serving {
+                    shared,
+                    conn: &conn,
+                },
                 resume,
                 tally,
             )

@@ -59,9 +59,10 @@ pub struct Server<H> {
     metrics: Arc<Registry>,
 }
 
-/// The number of workers unless [`Server::workers`] says otherwise: four
-/// per CPU, at least 4 and at most 64. (Counted once, when first needed:
-/// not before the first request is answered.)
+/// The number of workers unless [`Server::workers`] says otherwise: eight
+/// per CPU, at least 8 and at most 128. (Counted once, when first needed:
+/// not before the first request is answered.) Workers start only as load
+/// needs them.
 pub fn default_workers() -> usize {
     crate::connection::default_workers()
 }
