@@ -61,6 +61,7 @@ mod log;
 #[cfg(any(test, feature = "fuzzing"))]
 mod memio;
 mod metrics;
+mod mux;
 mod ops;
 mod panic_report;
 mod poller;

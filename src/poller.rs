@@ -21,15 +21,17 @@
 //!   read leads to a read, and none to two workers at once.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use crate::connection::Resume;
 use crate::log;
+use crate::mux::{Job, Mux};
 use crate::sys::{self, Epoll, EventFd, Socket, Trigger};
 
 /// A connection on its way to a worker.
@@ -60,6 +62,10 @@ impl Conn {
 pub(crate) enum Ready {
     /// Serve this connection: it has something to read.
     Conn(Conn),
+    /// Read what this multiplexed connection has sent.
+    Mux(Arc<Mux>),
+    /// Run this request of a multiplexed connection.
+    Job(Job),
     /// Accept from the listening socket.
     Listener,
 }
@@ -68,6 +74,7 @@ pub(crate) enum Ready {
 /// connections use their slot's.
 const STOP: u64 = u64::MAX;
 const LISTENER: u64 = u64::MAX - 1;
+const JOBS: u64 = u64::MAX - 2;
 
 /// A slot of the table, and the generation of its current occupant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +106,9 @@ struct Slot {
     /// nanoseconds); `None` while a worker serves it (or while the slot is
     /// free).
     conn: Option<(Conn, u64)>,
+    /// A multiplexed connection, which stays in its slot while served
+    /// (its workers coordinate among themselves: see `crate::mux`).
+    mux: Option<Arc<Mux>>,
     /// An event came while a worker served the connection.
     pending: bool,
 }
@@ -165,6 +175,7 @@ impl Slots {
             slot.generation = slot.generation.wrapping_add(1);
             slot.pending = false;
             slot.conn = None;
+            slot.mux = None;
         }
         lock(&self.free).0.push(id.index);
     }
@@ -180,6 +191,10 @@ pub(crate) struct Poller {
     epoll: Epoll,
     slots: Slots,
     listener: RawFd,
+    /// Requests of multiplexed connections, ready to run, and one count
+    /// per request on an eventfd in the epoll set.
+    jobs: Mutex<VecDeque<Job>>,
+    jobs_ready: EventFd,
     closed: AtomicBool,
     idle_timeout: Duration,
     read_timeout: Option<Duration>,
@@ -202,10 +217,14 @@ impl Poller {
         let epoll = Epoll::new()?;
         epoll.add(stop.as_fd().as_raw_fd(), STOP, Trigger::Level)?;
         epoll.add(listener, LISTENER, Trigger::Level)?;
+        let jobs_ready = EventFd::counting()?;
+        epoll.add(jobs_ready.as_fd().as_raw_fd(), JOBS, Trigger::Level)?;
         Ok(Poller {
             epoll,
             slots: Slots::new(),
             listener,
+            jobs: Mutex::new(VecDeque::new()),
+            jobs_ready,
             closed: AtomicBool::new(false),
             idle_timeout,
             read_timeout,
@@ -247,9 +266,14 @@ impl Poller {
                     return None;
                 }
                 Some(LISTENER) => return Some(Ready::Listener),
+                Some(JOBS) => {
+                    if let Some(job) = self.next_job() {
+                        return Some(Ready::Job(job));
+                    }
+                }
                 Some(token) => {
-                    if let Some(conn) = self.take(SlotId::from_token(token)) {
-                        return Some(Ready::Conn(conn));
+                    if let Some(ready) = self.take(SlotId::from_token(token)) {
+                        return Some(ready);
                     }
                 }
                 None => {}
@@ -259,13 +283,16 @@ impl Poller {
 
     /// The connection in slot `id`, unless it is gone (a stale token) or
     /// a worker serves it (which then learns that more has come).
-    fn take(&self, id: SlotId) -> Option<Conn> {
+    fn take(&self, id: SlotId) -> Option<Ready> {
         let mut slot = self.slots.lock(id.index);
         if slot.generation != id.generation {
             return None;
         }
+        if let Some(mux) = &slot.mux {
+            return Some(Ready::Mux(Arc::clone(mux)));
+        }
         match slot.conn.take() {
-            Some((conn, _)) => Some(conn),
+            Some((conn, _)) => Some(Ready::Conn(conn)),
             None => {
                 slot.pending = true;
                 None
@@ -394,8 +421,15 @@ impl Poller {
         let now = sys::coarse_nanos();
         let idle_limit = self.idle_timeout.as_nanos() as u64;
         let (mut stalled, mut idle) = (0, 0);
+        let mut expired_muxes = Vec::new();
         for index in 0..self.slots.used() {
             let mut slot = self.slots.lock(index);
+            if let Some(mux) = &slot.mux {
+                if mux.expired(now, self.idle_timeout) {
+                    expired_muxes.push(Arc::clone(mux));
+                }
+                continue;
+            }
             let expired = match &slot.conn {
                 Some((conn, since)) => match &conn.resume {
                     Resume::Stalled(p) => p.expired(self.read_timeout),
@@ -414,23 +448,90 @@ impl Poller {
             }
         }
         crate::events::swept(idle, stalled, self.read_timeout);
+        for mux in expired_muxes {
+            mux.fail(crate::connection::Fault::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a multiplexed connection past its idle or read timeout",
+            )));
+        }
     }
 
     /// How many connections wait in the poller now (for the figures:
     /// counted when asked, which costs the hot path nothing).
     pub(crate) fn waiting(&self) -> usize {
         (0..self.slots.used())
-            .filter(|&index| self.slots.lock(index).conn.is_some())
+            .filter(|&index| {
+                let slot = self.slots.lock(index);
+                slot.conn.is_some() || slot.mux.is_some()
+            })
             .count()
+    }
+
+    /// Takes in a multiplexed connection: it stays in the epoll set, and
+    /// in a slot, until [`forget_mux`](Poller::forget_mux).
+    pub(crate) fn add_mux(&self, mux: &Arc<Mux>) -> io::Result<()> {
+        let id = self.slots.allocate();
+        mux.token.store(id.token(), Ordering::SeqCst);
+        {
+            let mut slot = self.slots.lock(id.index);
+            if self.closed.load(Ordering::Acquire) {
+                return Err(io::ErrorKind::ConnectionAborted.into());
+            }
+            slot.mux = Some(Arc::clone(mux));
+        }
+        let added = self.epoll.add(mux.fd(), id.token(), Trigger::Edge);
+        if added.is_err() {
+            self.slots.release(id);
+        }
+        added
+    }
+
+    /// Lets a multiplexed connection go (it closes once the requests that
+    /// still hold it are done).
+    pub(crate) fn forget_mux(&self, mux: &Mux) {
+        let id = SlotId::from_token(mux.token.load(Ordering::SeqCst));
+        let ours = {
+            let slot = self.slots.lock(id.index);
+            slot.generation == id.generation
+                && slot.mux.as_ref().is_some_and(|m| std::ptr::eq(&**m, mux))
+        };
+        if ours {
+            self.slots.release(id);
+        }
+    }
+
+    /// Queues a request of a multiplexed connection for a worker.
+    pub(crate) fn push_job(&self, job: Job) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(job);
+        self.jobs_ready.notify();
+    }
+
+    fn next_job(&self) -> Option<Job> {
+        if !self.jobs_ready.try_take() {
+            return None;
+        }
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
     }
 
     /// Closes every parked connection; no connection is parked after this.
     fn close_all(&self) {
         self.closed.store(true, Ordering::Release);
         for index in 0..self.slots.used() {
-            let conn = self.slots.lock(index).conn.take();
+            let (conn, mux) = {
+                let mut slot = self.slots.lock(index);
+                (slot.conn.take(), slot.mux.take())
+            };
             if let Some((conn, _)) = conn {
                 drop(self.release(conn));
+            }
+            if let Some(mux) = mux {
+                mux.shut_down();
             }
         }
     }

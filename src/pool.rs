@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,8 +25,9 @@ use crate::listener::{AllowList, Listener};
 use crate::log;
 use crate::metrics::worker::Tally;
 use crate::metrics::{Registry, worker as metrics};
+use crate::mux::{Env, Job, Mux};
 use crate::poller::{Conn, Poller, Ready};
-use crate::serve::{Handler, Outcome, serve};
+use crate::serve::{self, Handler, Outcome, serve};
 use crate::sys::{self, EventFd, Socket};
 
 /// What the pool is started with, besides the handler and the socket.
@@ -274,6 +275,8 @@ fn work(shared: &Arc<Shared>, tally: Option<Tally<'_>>) {
         match ready {
             Ready::Conn(conn) => serve_conn(shared, &mut bufs, conn, tally),
             Ready::Listener => accept_streak(shared, &mut bufs, tally),
+            Ready::Mux(mux) => mux.pump(),
+            Ready::Job(job) => run_job(shared, &mut bufs, job, tally),
         }
         idle.fetch_add(1, Ordering::SeqCst);
     }
@@ -288,9 +291,48 @@ fn accept_streak(shared: &Arc<Shared>, bufs: &mut Buffers, tally: Option<Tally<'
             return;
         }
         match shared.acceptor.accept(&shared.poller) {
+            Some(conn) if shared.cfg.multiplex > 1 => start_mux(shared, conn),
             Some(conn) => serve_conn(shared, bufs, conn, tally),
             None => return,
         }
+    }
+}
+
+/// Takes a new connection in as a multiplexed one, and reads what it has
+/// sent (see `crate::mux`).
+fn start_mux(shared: &Arc<Shared>, conn: Conn) {
+    let env: Weak<dyn Env> = Arc::downgrade(shared) as Weak<Shared>;
+    let mux = Mux::new(Box::new(shared.poller.release(conn)), &shared.cfg, env);
+    match shared.poller.add_mux(&mux) {
+        Ok(()) => mux.pump(),
+        Err(e) => log::error(
+            "poll_failed",
+            &format!("cannot wait for a multiplexed connection: {e}; closed it"),
+        ),
+    }
+}
+
+/// Runs a request of a multiplexed connection.
+fn run_job(shared: &Arc<Shared>, bufs: &mut Buffers, job: Job, tally: Option<Tally<'_>>) {
+    let _serving = metrics::serving(tally, job.mux.fd());
+    let (cfg, handler) = (&shared.cfg, &*shared.handler);
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        serve::run_job(job, bufs, (cfg, handler), tally);
+    }));
+    if ran.is_err() {
+        crate::panic_report::report_internal();
+        *bufs = Buffers::new();
+    }
+    bufs.trim();
+}
+
+impl Env for Shared {
+    fn run(&self, job: Job) {
+        self.poller.push_job(job);
+    }
+
+    fn closed(&self, mux: &Mux) {
+        self.poller.forget_mux(mux);
     }
 }
 

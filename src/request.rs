@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::{self, Read};
 
 use crate::connection::Active;
-use crate::connection::body::BodyReader;
+use crate::connection::body::Input;
 use crate::connection::params::{self, Span};
 use crate::protocol::Role;
 
@@ -33,7 +33,7 @@ use crate::protocol::Role;
 pub struct Request<'a> {
     params: &'a [u8],
     index: &'a [Span],
-    pub(crate) body: BodyReader<'a>,
+    pub(crate) body: Input<'a>,
     active: Active,
 }
 
@@ -41,7 +41,7 @@ impl<'a> Request<'a> {
     pub(crate) fn new(
         params: &'a [u8],
         index: &'a [Span],
-        body: BodyReader<'a>,
+        body: Input<'a>,
         active: Active,
     ) -> Request<'a> {
         Request {
@@ -304,7 +304,7 @@ impl fmt::Debug for Request<'_> {
 /// The data stream of a filter request, read through [`Read`]; see
 /// [`Request::data`].
 pub struct Data<'r, 'a> {
-    body: &'r mut BodyReader<'a>,
+    body: &'r mut Input<'a>,
 }
 
 impl Read for Data<'_, '_> {

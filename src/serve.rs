@@ -48,11 +48,14 @@ use std::cell::Cell;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::connection::body::BodyReader;
+use crate::connection::body::{BodyReader, Input};
+use crate::connection::gather;
 use crate::connection::gather::{Gathered, gather};
+use crate::connection::pipe::{Pipe, PipeReader};
 use crate::connection::{Active, Buffers, Config, Control, Fault, Resume, Transport};
 use crate::metrics::view::RequestView;
 use crate::metrics::worker::{self as metrics, Begun, Detail, Failure, Finished, Tally};
+use crate::mux::{Job, Mux};
 use crate::request::Request;
 use crate::response::Response;
 use crate::{panic_report, status};
@@ -147,19 +150,13 @@ fn handle(
     } = bufs;
     // Built only where the bookkeeping reads the request.
     let view = || RequestView::new(params, index, found);
-    let begun = tally.map_or(Begun::Unbound, |t| t.begin(view));
     let body = BodyReader::new(io, rbuf, early, cfg, active, &aborted);
-    let mut req = Request::new(params, index, body, active);
+    let mut req = Request::new(params, index, Input::Socket(body), active);
     let mut res = Response::new(io, out, head, active.id, &aborted);
-    let result = catch_unwind(AssertUnwindSafe(|| match begun {
-        Begun::Page(page) => status::answer(page, &mut req, &mut res, metrics::snapshot_here),
-        _ => handler(&mut req, &mut res),
-    }));
-    let (failure, how) = failure_of(result, view);
-    if let (Begun::Counted(started), Some(tally)) = (begun, tally) {
-        count(tally, started, (&req, &res), (how, aborted.get()), view);
-    }
-    let body = &mut req.body;
+    let failure = call(handler, (&mut req, &mut res), view, tally, &aborted);
+    let Input::Socket(body) = &mut req.body else {
+        unreachable!("the body was made from the socket above")
+    };
     body.drop_unread_filter_input();
     let fault = body.take_fault();
     let ended = res.end(failure.as_deref(), cfg.debug);
@@ -172,6 +169,82 @@ fn handle(
         clean: ended?,
         input_done: body.is_done(),
     })
+}
+
+/// Runs a request of a multiplexed connection on this worker's buffers
+/// (see `crate::mux`): its params indexed as a request's on any
+/// connection, its input from its pipe, its output written whole record
+/// batches at a time between the other requests'.
+pub(crate) fn run_job(
+    job: Job,
+    bufs: &mut Buffers,
+    (cfg, handler): (&Config, &Handler),
+    tally: Option<Tally<'_>>,
+) {
+    let Job { mux, ready } = job;
+    let id = ready.active.id;
+    let saved = std::mem::replace(&mut bufs.params, ready.params);
+    let ran = run_ready(&mux, &ready.pipe, bufs, (cfg, handler), ready.active, tally);
+    bufs.params = saved;
+    match ran {
+        Ok(()) => mux.finish(id),
+        Err(fault) => mux.fail(fault),
+    }
+}
+
+fn run_ready(
+    mux: &Mux,
+    pipe: &Pipe,
+    bufs: &mut Buffers,
+    (cfg, handler): (&Config, &Handler),
+    active: Active,
+    tally: Option<Tally<'_>>,
+) -> Result<(), Fault> {
+    gather::complete(mux, bufs, cfg, active)?;
+    let aborted = Cell::new(false);
+    let Buffers {
+        params,
+        index,
+        out,
+        head,
+        found,
+        ..
+    } = bufs;
+    let view = || RequestView::new(params, index, found);
+    let body = PipeReader::new(pipe, mux, cfg.read_timeout);
+    let mut req = Request::new(params, index, Input::Pipe(body), active);
+    let mut res = Response::new(mux, out, head, active.id, &aborted);
+    let failure = call(handler, (&mut req, &mut res), view, tally, &aborted);
+    aborted.set(pipe.is_aborted());
+    if res.end(failure.as_deref(), cfg.debug)? {
+        return Ok(());
+    }
+    // A response cut off: the web server can tell only by the connection.
+    Err(Fault::Io(io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "a response on the multiplexed connection was cut off",
+    )))
+}
+
+/// Calls the handler, or answers a page that the server answers itself,
+/// and counts the request; returns the message of a handler that failed.
+fn call<'v>(
+    handler: &Handler,
+    (req, res): (&mut Request<'_>, &mut Response<'_>),
+    view: impl Fn() -> RequestView<'v> + Copy,
+    tally: Option<Tally<'_>>,
+    aborted: &Cell<bool>,
+) -> Option<String> {
+    let begun = tally.map_or(Begun::Unbound, |t| t.begin(view));
+    let result = catch_unwind(AssertUnwindSafe(|| match begun {
+        Begun::Page(page) => status::answer(page, req, res, metrics::snapshot_here),
+        _ => handler(req, res),
+    }));
+    let (failure, how) = failure_of(result, view);
+    if let (Begun::Counted(started), Some(tally)) = (begun, tally) {
+        count(tally, started, (req, res), (how, aborted.get()), view);
+    }
+    failure
 }
 
 /// Counts a request whose handler returned (started at `started_ns`).

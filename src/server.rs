@@ -241,6 +241,26 @@ where
         self
     }
 
+    /// Serves up to `n` requests at once on one connection, each on a
+    /// worker of its own, their records interleaved on the way in and out
+    /// (FastCGI multiplexing). `FCGI_GET_VALUES` then answers
+    /// `FCGI_MPXS_CONNS=1`. Off by default (0 or 1: one request at a time,
+    /// a second one refused with `FCGI_CANT_MPX_CONN`): the web servers in
+    /// common use (nginx, Apache, lighttpd, Caddy, h2o) send one request
+    /// at a time on a connection.
+    ///
+    /// A request on a multiplexed connection keeps every limit of a
+    /// request (params size and count, records, read timeout); more than
+    /// `n` at once are refused with `FCGI_OVERLOADED`; a request's body
+    /// waits in memory (up to 256 KiB) until its handler reads it. A
+    /// handler that fails after output began closes the whole connection,
+    /// as on any connection (the web server can tell a cut-off response
+    /// only that way).
+    pub fn multiplex(mut self, n: usize) -> Self {
+        self.cfg.multiplex = n;
+        self
+    }
+
     /// The application serves the web server's whole site (it is mounted
     /// at `/`): `SCRIPT_NAME` is reported empty and the request path as
     /// `PATH_INFO`, whatever the web server sent. lighttpd at a root mount

@@ -4,13 +4,14 @@
 //! retry on `EINTR` where a retry is the right answer, and own their file
 //! descriptors through `OwnedFd` so that nothing leaks on an early return.
 
-use std::cell::Cell;
 use std::ffi::CString;
 use std::io::{self, IoSlice};
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// Turns the `-1` convention of libc into an `io::Error`.
@@ -71,9 +72,9 @@ pub(crate) struct Socket {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     /// The socket is in blocking mode, with its timeouts set.
-    blocking: Cell<bool>,
+    blocking: AtomicBool,
     /// Its send buffer has been raised (unix sockets).
-    raised: Cell<bool>,
+    raised: AtomicBool,
 }
 
 /// The send buffer asked for on a unix-socket connection once a response
@@ -104,8 +105,8 @@ impl Socket {
             fd,
             read_timeout,
             write_timeout,
-            blocking: Cell::new(false),
-            raised: Cell::new(!unix),
+            blocking: AtomicBool::new(false),
+            raised: AtomicBool::new(!unix),
         }
     }
 
@@ -171,11 +172,11 @@ impl Socket {
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self.writev(bufs) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if self.blocking.get() && self.raised.get() {
+                if self.blocking.load(Relaxed) && self.raised.load(Relaxed) {
                     // The send timeout passed.
                     return Err(io::Error::new(io::ErrorKind::TimedOut, WRITE_TIMED_OUT));
                 }
-                if !self.raised.replace(true) {
+                if !self.raised.swap(true, Relaxed) {
                     // Best effort: the default buffer works, only slower.
                     let _ = setsockopt(
                         self.fd.as_fd(),
@@ -194,13 +195,19 @@ impl Socket {
     /// Switches to blocking mode (once), with the linger as the receive
     /// timeout and the write timeout as the send timeout.
     fn block(&self) -> io::Result<()> {
-        if self.blocking.replace(true) {
+        if self.blocking.swap(true, Relaxed) {
             return Ok(());
         }
         let fd = self.fd.as_fd();
         set_timeval(fd, libc::SO_RCVTIMEO, Some(LINGER))?;
         set_timeval(fd, libc::SO_SNDTIMEO, self.write_timeout)?;
         set_blocking(fd, true)
+    }
+
+    /// Waits until the socket is readable, up to `limit` (`None`: for
+    /// ever); returns whether it is.
+    pub(crate) fn wait_readable(&self, limit: Option<Duration>) -> io::Result<bool> {
+        poll_one(self.fd.as_fd(), libc::POLLIN, limit)
     }
 
     /// Shuts down the sending side: the peer reads end-of-file.
@@ -352,6 +359,29 @@ impl EventFd {
         // SAFETY: plain call with constant flags.
         let fd = owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         Ok(EventFd { fd })
+    }
+
+    /// An eventfd that counts: each [`notify`](EventFd::notify) adds one,
+    /// each [`try_take`](EventFd::try_take) takes one; readable while the
+    /// count is above 0.
+    pub(crate) fn counting() -> io::Result<EventFd> {
+        // SAFETY: plain call with constant flags.
+        let fd = owned(unsafe {
+            libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK | libc::EFD_SEMAPHORE,
+            )
+        })?;
+        Ok(EventFd { fd })
+    }
+
+    /// Takes one from a counting eventfd's count; false when it is 0.
+    pub(crate) fn try_take(&self) -> bool {
+        let mut count = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live 8-byte buffer; the fd
+        // is open and non-blocking.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+        n == 8
     }
 
     /// Makes the eventfd readable, until [`drain`](EventFd::drain).

@@ -4,7 +4,8 @@
 //! bind, a unix socket path or `HOST:PORT`. `FCGI_WORKERS` sizes the pool;
 //! the operating knobs (`FCGI_STATUS_PATH`, `FCGI_PING_PATH`,
 //! `FCGI_STATUS_LISTEN`, `FCGI_SLOW_MS`, `FCGI_REQUEST_TIMEOUT_MS`,
-//! `FCGI_ACCESS_LOG`) turn on the server setting of the same meaning.
+//! `FCGI_ACCESS_LOG`, `FCGI_MULTIPLEX`) turn on the server setting of the
+//! same meaning.
 
 use std::io;
 use std::time::Duration;
@@ -32,6 +33,9 @@ where
     }
     if let Some(n) = env("FCGI_WORKERS").and_then(|v| v.parse().ok()) {
         server = server.workers(n);
+    }
+    if let Some(n) = env("FCGI_MULTIPLEX").and_then(|v| v.parse().ok()) {
+        server = server.multiplex(n);
     }
     if let Err(e) = server.run() {
         eprintln!("{name}: {e}");

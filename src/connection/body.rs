@@ -9,6 +9,7 @@ use std::io;
 
 use super::dispatch::{Event, Stream, dispatch};
 use super::early::EarlyData;
+use super::pipe::PipeReader;
 use super::{Active, Config, Fault, ReadBuf, Transport, Wait, aborted_error};
 use crate::protocol::{self, HEADER_LEN, Role};
 
@@ -258,5 +259,44 @@ impl<'a> BodyReader<'a> {
         self.early.discard();
         self.done |= self.early.is_exhausted_end();
         self.skip_stream()
+    }
+}
+
+/// A request's input as the handler reads it: from the connection itself,
+/// or, on a multiplexed connection, from the request's pipe.
+pub(crate) enum Input<'a> {
+    Socket(BodyReader<'a>),
+    Pipe(PipeReader<'a>),
+}
+
+impl Input<'_> {
+    /// Reads the body.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Socket(b) => b.read(buf),
+            Input::Pipe(p) => p.read(buf),
+        }
+    }
+
+    /// Reads a filter's data stream.
+    pub(crate) fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Socket(b) => b.read_data(buf),
+            Input::Pipe(p) => p.read_data(buf),
+        }
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        match self {
+            Input::Socket(b) => b.is_aborted(),
+            Input::Pipe(p) => p.is_aborted(),
+        }
+    }
+
+    pub(crate) fn bytes_read(&self) -> u64 {
+        match self {
+            Input::Socket(b) => b.bytes_read(),
+            Input::Pipe(p) => p.bytes_read(),
+        }
     }
 }

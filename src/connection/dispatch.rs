@@ -12,7 +12,7 @@
 
 use std::io::IoSlice;
 
-use super::{Config, Fault, Transport, output, write_all};
+use super::{Config, Fault, Transport, output};
 use crate::protocol::{
     self, BeginRequest, EndRequest, Header, Pairs, ProtocolStatus, Record, Role, UnknownType,
     record_type,
@@ -168,7 +168,7 @@ fn begin<'r>(
 /// bare refusal would grant access to everything the authorizer guards.
 /// The end-request still says why (`FCGI_UNKNOWN_ROLE`, `FCGI_CANT_MPX_CONN`)
 /// for web servers that read it.
-fn refuse_request(
+pub(crate) fn refuse_request(
     io: &dyn Transport,
     id: u16,
     role: Option<Role>,
@@ -183,7 +183,7 @@ fn refuse_request(
 /// Ends request `id` at once with an end-request record.
 pub(crate) fn refuse(io: &dyn Transport, id: u16, status: ProtocolStatus) -> std::io::Result<()> {
     let rec = EndRequest::new(0, status).record(id);
-    write_all(io, &mut [IoSlice::new(&rec)])
+    io.write_all(&mut [IoSlice::new(&rec)])
 }
 
 /// Answers a management record: `FCGI_GET_VALUES` with the names asked for
@@ -194,7 +194,7 @@ fn management(io: &dyn Transport, h: &Header, content: &[u8], cfg: &Config) -> R
             record_type: h.record_type,
         }
         .record();
-        return Ok(write_all(io, &mut [IoSlice::new(&reply)])?);
+        return Ok(io.write_all(&mut [IoSlice::new(&reply)])?);
     }
     let mut body = Vec::with_capacity(96);
     let workers = cfg.workers().to_string();
@@ -202,6 +202,7 @@ fn management(io: &dyn Transport, h: &Header, content: &[u8], cfg: &Config) -> R
         let (name, _) = pair?;
         let value = match name {
             protocol::value_name::MAX_CONNS | protocol::value_name::MAX_REQS => workers.as_bytes(),
+            protocol::value_name::MPXS_CONNS if cfg.multiplex > 1 => b"1",
             protocol::value_name::MPXS_CONNS => b"0",
             _ => continue,
         };
@@ -210,7 +211,7 @@ fn management(io: &dyn Transport, h: &Header, content: &[u8], cfg: &Config) -> R
     body.truncate(protocol::MAX_ALIGNED_CONTENT_LEN);
     let mut reply = Vec::with_capacity(body.len() + 16);
     protocol::push_record(&mut reply, record_type::GET_VALUES_RESULT, 0, &body);
-    Ok(write_all(io, &mut [IoSlice::new(&reply)])?)
+    Ok(io.write_all(&mut [IoSlice::new(&reply)])?)
 }
 
 #[cfg(test)]

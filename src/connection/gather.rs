@@ -273,7 +273,7 @@ impl Gathering {
 }
 
 /// Indexes the complete params and checks their count.
-fn complete(
+pub(crate) fn complete(
     io: &dyn super::Transport,
     bufs: &mut Buffers,
     cfg: &Config,

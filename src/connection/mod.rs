@@ -22,6 +22,7 @@ pub(crate) mod early;
 pub(crate) mod gather;
 pub(crate) mod output;
 pub(crate) mod params;
+pub(crate) mod pipe;
 pub(crate) mod transport;
 
 use std::fmt;
@@ -33,7 +34,7 @@ use crate::protocol::{self, Role};
 
 pub(crate) use dispatch::Active;
 pub(crate) use gather::Resume;
-pub(crate) use transport::{ReadBuf, Transport, Wait, write_all};
+pub(crate) use transport::{ReadBuf, Transport, Wait};
 
 /// The roles the application plays, as a set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +74,8 @@ pub(crate) struct Config {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) root_mount: bool,
     pub(crate) debug: bool,
+    /// Requests served at once on one connection; 0 or 1: one at a time.
+    pub(crate) multiplex: usize,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             read_timeout: Some(Duration::from_secs(60)),
             root_mount: false,
             debug: false,
+            multiplex: 0,
         }
     }
 }

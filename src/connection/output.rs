@@ -9,7 +9,7 @@
 
 use std::io::{self, IoSlice};
 
-use super::{Transport, write_all};
+use super::Transport;
 use crate::protocol::{
     self, EndRequest, HEADER_LEN, Header, MAX_ALIGNED_CONTENT_LEN as MAX_CONTENT, ProtocolStatus,
     record_type,
@@ -126,7 +126,7 @@ impl<'a> Output<'a> {
 
     /// Sends the STDERR records held.
     pub(crate) fn send_stderr(&mut self) -> io::Result<()> {
-        let result = write_all(self.io, &mut [IoSlice::new(&self.bufs.err)]);
+        let result = self.io.write_all(&mut [IoSlice::new(&self.bufs.err)]);
         self.bufs.err.clear();
         self.note(result)
     }
@@ -157,14 +157,11 @@ impl<'a> Output<'a> {
     pub(crate) fn send(&mut self, tail: &[u8]) -> io::Result<()> {
         self.seal();
         let ready = &self.bufs.out[..self.open_at];
-        let result = write_all(
-            self.io,
-            &mut [
-                IoSlice::new(&self.bufs.err),
-                IoSlice::new(ready),
-                IoSlice::new(tail),
-            ],
-        );
+        let result = self.io.write_all(&mut [
+            IoSlice::new(&self.bufs.err),
+            IoSlice::new(ready),
+            IoSlice::new(tail),
+        ]);
         self.sent |= !ready.is_empty();
         self.bufs.err.clear();
         self.discard();
@@ -212,7 +209,7 @@ impl<'a> Output<'a> {
             slices[3 + 3 * i] = IoSlice::new(chunk);
             slices[4 + 3 * i] = IoSlice::new(&PAD[..pad]);
         }
-        write_all(self.io, &mut slices[..2 + 3 * n])
+        self.io.write_all(&mut slices[..2 + 3 * n])
     }
 
     /// Ends the request: what is held, the end of the STDOUT stream and
@@ -242,6 +239,7 @@ pub(crate) fn deny(io: &dyn Transport, id: u16, end: ProtocolStatus) -> io::Resu
     const HEAD: &str = "Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nForbidden\n";
     let why = match end {
         ProtocolStatus::CantMpxConn => "the application serves one request at a time here",
+        ProtocolStatus::Overloaded => "the connection carries as many requests as it may",
         _ => "the application does not play the FastCGI authorizer role",
     };
     let msg = format!("authorizer request refused ({why}): access denied");
@@ -263,5 +261,5 @@ fn reply_at_once(
     protocol::push_record(&mut out, record_type::STDOUT, id, stdout.as_bytes());
     protocol::push_record(&mut out, record_type::STDOUT, id, b"");
     out.extend_from_slice(&EndRequest::new(0, end).record(id));
-    write_all(io, &mut [IoSlice::new(&out)])
+    io.write_all(&mut [IoSlice::new(&out)])
 }

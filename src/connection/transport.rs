@@ -27,6 +27,13 @@ pub(crate) trait Transport {
     fn read(&self, buf: &mut [u8], wait: Wait) -> io::Result<usize>;
     /// Writes from several buffers, possibly partially.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Writes every byte of every buffer, as one unit: a transport that
+    /// several requests write to at once (a multiplexed connection) lets
+    /// no other write in between.
+    fn write_all(&self, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+        write_all(self, bufs)
+    }
 }
 
 impl Transport for Socket {
@@ -43,8 +50,9 @@ impl Transport for Socket {
     }
 }
 
-/// Writes every byte of every buffer.
-pub(crate) fn write_all(io: &dyn Transport, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+/// Writes every byte of every buffer, `write_vectored` after
+/// `write_vectored`.
+pub(crate) fn write_all<T: Transport + ?Sized>(io: &T, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
     let mut bufs = &mut bufs[..];
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {

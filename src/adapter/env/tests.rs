@@ -56,131 +56,146 @@ fn uri_of(params: &[(&str, &str)], route: RoutePath) -> String {
     })
 }
 
+/// (params, the path routed on, the URI the application sees)
+type UriCase = (
+    &'static [(&'static str, &'static str)],
+    RoutePath,
+    &'static str,
+);
+
+const NGINX_PREFIX: &[(&str, &str)] = &[
+    ("REQUEST_URI", "/app/users/7?x=1"),
+    ("QUERY_STRING", "x=1"),
+    ("SCRIPT_NAME", "/app"),
+    ("PATH_INFO", "/users/7"),
+];
+
+const URI_CASES: &[UriCase] = &[
+    // A prefix mount: the path below it, or all of it.
+    (NGINX_PREFIX, RoutePath::BelowMount, "/users/7?x=1"),
+    (NGINX_PREFIX, RoutePath::Full, "/app/users/7?x=1"),
+    // At the mount point itself.
+    (
+        &[
+            ("REQUEST_URI", "/app"),
+            ("SCRIPT_NAME", "/app"),
+            ("PATH_INFO", ""),
+        ],
+        RoutePath::BelowMount,
+        "/",
+    ),
+    (
+        &[
+            ("REQUEST_URI", "/app/"),
+            ("SCRIPT_NAME", "/app"),
+            ("PATH_INFO", "/"),
+        ],
+        RoutePath::BelowMount,
+        "/",
+    ),
+    // The root: SCRIPT_NAME empty.
+    (
+        &[
+            ("REQUEST_URI", "/a/b?q"),
+            ("QUERY_STRING", "q"),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", "/a/b"),
+        ],
+        RoutePath::BelowMount,
+        "/a/b?q",
+    ),
+    (
+        &[
+            ("REQUEST_URI", "/a/b"),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", "/a/b"),
+        ],
+        RoutePath::Full,
+        "/a/b",
+    ),
+    // The client's encoding is kept where REQUEST_URI agrees with PATH_INFO.
+    (
+        &[
+            ("REQUEST_URI", "/app/a%2Fb/%7Ex"),
+            ("SCRIPT_NAME", "/app"),
+            ("PATH_INFO", "/a/b/~x"),
+        ],
+        RoutePath::BelowMount,
+        "/a%2Fb/%7Ex",
+    ),
+    // A rewritten request (Apache .htaccess): PATH_INFO, encoded.
+    (
+        &[
+            ("REQUEST_URI", "/sub/hello world?x"),
+            ("QUERY_STRING", "x"),
+            ("SCRIPT_NAME", "/sub/app.fcgi"),
+            ("PATH_INFO", "/hello world"),
+        ],
+        RoutePath::BelowMount,
+        "/hello%20world?x",
+    ),
+    (
+        &[
+            ("REQUEST_URI", "/sub/hello?x"),
+            ("QUERY_STRING", "x"),
+            ("SCRIPT_NAME", "/sub/app.fcgi"),
+            ("PATH_INFO", "/hello"),
+        ],
+        RoutePath::Full,
+        "/sub/hello?x",
+    ),
+    // A path nginx normalized: the web server's view wins.
+    (
+        &[
+            ("REQUEST_URI", "/app//x/../y"),
+            ("SCRIPT_NAME", "/app"),
+            ("PATH_INFO", "/y"),
+        ],
+        RoutePath::BelowMount,
+        "/y",
+    ),
+    // No REQUEST_URI: SCRIPT_NAME and PATH_INFO, percent-encoded.
+    (
+        &[
+            ("SCRIPT_NAME", "/my app"),
+            ("PATH_INFO", "/50%/ü?#"),
+            ("QUERY_STRING", "a=1&b"),
+        ],
+        RoutePath::Full,
+        "/my%20app/50%25/%C3%BC%3F%23?a=1&b",
+    ),
+    (
+        &[("SCRIPT_NAME", "/my app"), ("PATH_INFO", "/x")],
+        RoutePath::BelowMount,
+        "/x",
+    ),
+    // Nothing at all (CGI by hand): the root.
+    (&[], RoutePath::BelowMount, "/"),
+    (&[], RoutePath::Full, "/"),
+    // The query comes from QUERY_STRING (a rewrite may change it), with
+    // what a URI cannot hold encoded.
+    (
+        &[("REQUEST_URI", "/p?old"), ("QUERY_STRING", "new=1 2")],
+        RoutePath::Full,
+        "/p?new=1%202",
+    ),
+    // Without QUERY_STRING, REQUEST_URI's query.
+    (
+        &[("REQUEST_URI", "/p?only=here")],
+        RoutePath::Full,
+        "/p?only=here",
+    ),
+    // A raw path with bytes a URI cannot hold: encoded.
+    (
+        &[("REQUEST_URI", "/a\"b{c}")],
+        RoutePath::Full,
+        "/a%22b%7Bc%7D",
+    ),
+];
+
 #[test]
 fn uri_cases() {
-    use RoutePath::{BelowMount as Below, Full};
-    type Case<'a> = (&'a [(&'a str, &'a str)], RoutePath, &'a str);
-    let nginx_prefix: &[(&str, &str)] = &[
-        ("REQUEST_URI", "/app/users/7?x=1"),
-        ("QUERY_STRING", "x=1"),
-        ("SCRIPT_NAME", "/app"),
-        ("PATH_INFO", "/users/7"),
-    ];
-    let cases: &[Case<'_>] = &[
-        // A prefix mount: the path below it, or all of it.
-        (nginx_prefix, Below, "/users/7?x=1"),
-        (nginx_prefix, Full, "/app/users/7?x=1"),
-        // At the mount point itself.
-        (
-            &[
-                ("REQUEST_URI", "/app"),
-                ("SCRIPT_NAME", "/app"),
-                ("PATH_INFO", ""),
-            ],
-            Below,
-            "/",
-        ),
-        (
-            &[
-                ("REQUEST_URI", "/app/"),
-                ("SCRIPT_NAME", "/app"),
-                ("PATH_INFO", "/"),
-            ],
-            Below,
-            "/",
-        ),
-        // The root: SCRIPT_NAME empty.
-        (
-            &[
-                ("REQUEST_URI", "/a/b?q"),
-                ("QUERY_STRING", "q"),
-                ("SCRIPT_NAME", ""),
-                ("PATH_INFO", "/a/b"),
-            ],
-            Below,
-            "/a/b?q",
-        ),
-        (
-            &[
-                ("REQUEST_URI", "/a/b"),
-                ("SCRIPT_NAME", ""),
-                ("PATH_INFO", "/a/b"),
-            ],
-            Full,
-            "/a/b",
-        ),
-        // The client's encoding is kept where REQUEST_URI agrees with PATH_INFO.
-        (
-            &[
-                ("REQUEST_URI", "/app/a%2Fb/%7Ex"),
-                ("SCRIPT_NAME", "/app"),
-                ("PATH_INFO", "/a/b/~x"),
-            ],
-            Below,
-            "/a%2Fb/%7Ex",
-        ),
-        // A rewritten request (Apache .htaccess): PATH_INFO, encoded.
-        (
-            &[
-                ("REQUEST_URI", "/sub/hello world?x"),
-                ("QUERY_STRING", "x"),
-                ("SCRIPT_NAME", "/sub/app.fcgi"),
-                ("PATH_INFO", "/hello world"),
-            ],
-            Below,
-            "/hello%20world?x",
-        ),
-        (
-            &[
-                ("REQUEST_URI", "/sub/hello?x"),
-                ("QUERY_STRING", "x"),
-                ("SCRIPT_NAME", "/sub/app.fcgi"),
-                ("PATH_INFO", "/hello"),
-            ],
-            Full,
-            "/sub/hello?x",
-        ),
-        // A path nginx normalized: the web server's view wins.
-        (
-            &[
-                ("REQUEST_URI", "/app//x/../y"),
-                ("SCRIPT_NAME", "/app"),
-                ("PATH_INFO", "/y"),
-            ],
-            Below,
-            "/y",
-        ),
-        // No REQUEST_URI: SCRIPT_NAME and PATH_INFO, percent-encoded.
-        (
-            &[
-                ("SCRIPT_NAME", "/my app"),
-                ("PATH_INFO", "/50%/ü?#"),
-                ("QUERY_STRING", "a=1&b"),
-            ],
-            Full,
-            "/my%20app/50%25/%C3%BC%3F%23?a=1&b",
-        ),
-        (
-            &[("SCRIPT_NAME", "/my app"), ("PATH_INFO", "/x")],
-            Below,
-            "/x",
-        ),
-        // Nothing at all (CGI by hand): the root.
-        (&[], Below, "/"),
-        (&[], Full, "/"),
-        // The query comes from QUERY_STRING (a rewrite may change it), with
-        // what a URI cannot hold encoded.
-        (
-            &[("REQUEST_URI", "/p?old"), ("QUERY_STRING", "new=1 2")],
-            Full,
-            "/p?new=1%202",
-        ),
-        // Without QUERY_STRING, REQUEST_URI's query.
-        (&[("REQUEST_URI", "/p?only=here")], Full, "/p?only=here"),
-        // A raw path with bytes a URI cannot hold: encoded.
-        (&[("REQUEST_URI", "/a\"b{c}")], Full, "/a%22b%7Bc%7D"),
-    ];
-    for (params, route, want) in cases {
+    for (params, route, want) in URI_CASES {
         assert_eq!(uri_of(params, *route), *want, "{params:?} {route:?}");
     }
 }
@@ -240,83 +255,89 @@ fn headers_of(params: &[(&str, &[u8])]) -> Vec<String> {
     })
 }
 
+/// (params, the request's headers as the application sees them)
+type HeaderCase = (
+    &'static [(&'static str, &'static [u8])],
+    &'static [&'static str],
+);
+
+const HEADER_CASES: &[HeaderCase] = &[
+    (
+        &[
+            ("HTTP_USER_AGENT", b"curl/8"),
+            ("HTTP_X_FORWARDED_FOR", b"10.0.0.1"),
+            ("HTTP_HOST", b"example.org"),
+        ],
+        &[
+            "user-agent: curl/8",
+            "x-forwarded-for: 10.0.0.1",
+            "host: example.org",
+        ],
+    ),
+    // CONTENT_TYPE and CONTENT_LENGTH; empty ones are skipped.
+    (
+        &[("CONTENT_TYPE", b"text/plain"), ("CONTENT_LENGTH", b"12")],
+        &["content-type: text/plain", "content-length: 12"],
+    ),
+    (&[("CONTENT_TYPE", b""), ("CONTENT_LENGTH", b"")], &[]),
+    // The CGI variables win over HTTP_CONTENT_* (which some servers send too).
+    (
+        &[("HTTP_CONTENT_LENGTH", b"99"), ("CONTENT_LENGTH", b"5")],
+        &["content-length: 5"],
+    ),
+    // Host from SERVER_NAME and SERVER_PORT when the client sent none.
+    (
+        &[("SERVER_NAME", b"localhost"), ("SERVER_PORT", b"8080")],
+        &["host: localhost:8080"],
+    ),
+    (&[("SERVER_NAME", b"localhost")], &["host: localhost"]),
+    (
+        &[
+            ("HTTP_HOST", b"a.example"),
+            ("SERVER_NAME", b"b.example"),
+            ("SERVER_PORT", b"80"),
+        ],
+        &["host: a.example"],
+    ),
+    // Two Cookie headers, as nginx passes them: joined with "; " (where
+    // the first one was sent).
+    (
+        &[
+            ("HTTP_COOKIE", b"a=1"),
+            ("HTTP_ACCEPT", b"*/*"),
+            ("HTTP_COOKIE", b"b=2"),
+        ],
+        &["cookie: a=1; b=2", "accept: */*"],
+    ),
+    // Another name sent twice: both values, in order.
+    (
+        &[("HTTP_X_TAG", b"one"), ("HTTP_X_TAG", b"two")],
+        &["x-tag: one", "x-tag: two"],
+    ),
+    // A value that is not UTF-8 passes; one with a control byte does not;
+    // a name HTTP does not allow is left out.
+    (
+        &[
+            ("HTTP_X_LATIN", b"caf\xe9"),
+            ("HTTP_X_BAD", b"a\x01b"),
+            ("HTTP_X(Y", b"1"),
+        ],
+        &["x-latin: caf\u{fffd}"],
+    ),
+    // Params that are not headers stay out of the headers.
+    (
+        &[
+            ("REMOTE_ADDR", b"127.0.0.1"),
+            ("HTTPS", b"on"),
+            ("SCRIPT_NAME", b"/app"),
+        ],
+        &[],
+    ),
+];
+
 #[test]
 fn header_cases() {
-    type Case<'a> = (&'a [(&'a str, &'a [u8])], &'a [&'a str]);
-    let cases: &[Case<'_>] = &[
-        (
-            &[
-                ("HTTP_USER_AGENT", b"curl/8"),
-                ("HTTP_X_FORWARDED_FOR", b"10.0.0.1"),
-                ("HTTP_HOST", b"example.org"),
-            ],
-            &[
-                "user-agent: curl/8",
-                "x-forwarded-for: 10.0.0.1",
-                "host: example.org",
-            ],
-        ),
-        // CONTENT_TYPE and CONTENT_LENGTH; empty ones are skipped.
-        (
-            &[("CONTENT_TYPE", b"text/plain"), ("CONTENT_LENGTH", b"12")],
-            &["content-type: text/plain", "content-length: 12"],
-        ),
-        (&[("CONTENT_TYPE", b""), ("CONTENT_LENGTH", b"")], &[]),
-        // The CGI variables win over HTTP_CONTENT_* (which some servers send too).
-        (
-            &[("HTTP_CONTENT_LENGTH", b"99"), ("CONTENT_LENGTH", b"5")],
-            &["content-length: 5"],
-        ),
-        // Host from SERVER_NAME and SERVER_PORT when the client sent none.
-        (
-            &[("SERVER_NAME", b"localhost"), ("SERVER_PORT", b"8080")],
-            &["host: localhost:8080"],
-        ),
-        (&[("SERVER_NAME", b"localhost")], &["host: localhost"]),
-        (
-            &[
-                ("HTTP_HOST", b"a.example"),
-                ("SERVER_NAME", b"b.example"),
-                ("SERVER_PORT", b"80"),
-            ],
-            &["host: a.example"],
-        ),
-        // Two Cookie headers, as nginx passes them: joined with "; " (where
-        // the first one was sent).
-        (
-            &[
-                ("HTTP_COOKIE", b"a=1"),
-                ("HTTP_ACCEPT", b"*/*"),
-                ("HTTP_COOKIE", b"b=2"),
-            ],
-            &["cookie: a=1; b=2", "accept: */*"],
-        ),
-        // Another name sent twice: both values, in order.
-        (
-            &[("HTTP_X_TAG", b"one"), ("HTTP_X_TAG", b"two")],
-            &["x-tag: one", "x-tag: two"],
-        ),
-        // A value that is not UTF-8 passes; one with a control byte does not;
-        // a name HTTP does not allow is left out.
-        (
-            &[
-                ("HTTP_X_LATIN", b"caf\xe9"),
-                ("HTTP_X_BAD", b"a\x01b"),
-                ("HTTP_X(Y", b"1"),
-            ],
-            &["x-latin: caf\u{fffd}"],
-        ),
-        // Params that are not headers stay out of the headers.
-        (
-            &[
-                ("REMOTE_ADDR", b"127.0.0.1"),
-                ("HTTPS", b"on"),
-                ("SCRIPT_NAME", b"/app"),
-            ],
-            &[],
-        ),
-    ];
-    for (params, want) in cases {
+    for (params, want) in HEADER_CASES {
         assert_eq!(headers_of(params), *want, "{params:?}");
     }
 }
