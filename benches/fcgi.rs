@@ -855,6 +855,7 @@ impl Bench {
             let mut child = command()
                 .stdin(Stdio::from(OwnedFd::from(listener)))
                 .stdout(Stdio::null())
+                .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
             stream.write_all(&request).unwrap();

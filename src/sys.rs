@@ -89,7 +89,12 @@ const UNIX_SNDBUF: libc::c_int = 256 * 1024;
 /// How long a read between requests waits for the next one when the
 /// worker may linger. Web servers send the next request within tens of
 /// microseconds when busy; staying saves a round through epoll, and keeps
-/// the connection on the thread (and the CPU) that just served it.
+/// the connection on the thread (and the CPU) that just served it. The
+/// kernel counts a receive timeout in its ticks, so this lasts up to two
+/// of them (8 ms at `CONFIG_HZ=250`); a worker lingers only while another
+/// waits for ready connections, so that costs no one a wait. (A precise
+/// wait in `poll` costs two more system calls per request, which measured
+/// slower: S2 0.59-0.68 of raw against 0.75-0.84.)
 const LINGER: Duration = Duration::from_millis(1);
 
 impl Socket {
