@@ -6,8 +6,8 @@
 //! fd 0): the project's `examples/hello` / `examples/echo`, and a raw
 //! server (this binary, re-executed with `--raw-server`) that only walks
 //! record headers and writes a precomputed response: the ceiling of this
-//! machine. Rounds alternate between the two; the table shows medians and
-//! their ratio. `cargo bench --bench fcgi -- --smoke` is a short run that
+//! machine. Rounds alternate between the two; the table shows medians, and
+//! the median of the rounds' ratios. `cargo bench --bench fcgi -- --smoke` is a short run that
 //! only checks that everything works; `-- --only S4,S5` runs some
 //! scenarios alone.
 //!
@@ -564,8 +564,20 @@ fn load(path: &Path, s: &Scenario, secs: f64) -> Load {
 }
 
 fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The median of the rounds' ratios `a / b`: each round's two servers ran
+/// next to each other, so the ratio of a round is spared most of what the
+/// machine's state does to both from one second to the next.
+fn paired(a: &[f64], b: &[f64]) -> f64 {
+    let mut r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    if r.is_empty() {
+        f64::NAN
+    } else {
+        median(&mut r)
+    }
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -619,12 +631,19 @@ impl Rounds {
         self.fairness.push(min / mean);
     }
 
-    fn figures(&mut self) -> Figures {
-        let med = |v: &mut Vec<f64>| if v.is_empty() { f64::NAN } else { median(v) };
+    /// The medians; the rounds stay in their order, for [`paired`].
+    fn figures(&self) -> Figures {
+        let med = |v: &[f64]| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                median(&mut v.to_vec())
+            }
+        };
         Figures {
-            rate: med(&mut self.rates),
-            p50_us: med(&mut self.p50),
-            p99_us: med(&mut self.p99),
+            rate: med(&self.rates),
+            p50_us: med(&self.p50),
+            p99_us: med(&self.p99),
             fairness: self.fairness.iter().copied().fold(f64::INFINITY, f64::min),
         }
     }
@@ -685,7 +704,7 @@ impl Bench {
 
     fn run(&self, apps: &Path) {
         println!(
-            "fcgi-server benchmark: {} rounds of {:.1} s per scenario and server, interleaved; medians.",
+            "fcgi-server benchmark: {} rounds of {:.1} s per scenario and server, interleaved; medians, ratios the median of the rounds' ratios.",
             self.rounds, self.secs
         );
         println!(
@@ -729,22 +748,25 @@ impl Bench {
                     }
                 }
             }
-            let figures: Vec<Figures> = rounds.iter_mut().map(Rounds::figures).collect();
+            let figures: Vec<Figures> = rounds.iter().map(Rounds::figures).collect();
             let raws = &figures[..Shape::ALL.len()];
             let best = (0..raws.len())
                 .max_by(|&a, &b| raws[a].rate.total_cmp(&raws[b].rate))
                 .unwrap();
             let ours = figures[Shape::ALL.len()];
-            self.print_scenario(s, &ours, raws, best);
+            let rates = |k: usize| &rounds[k].rates;
+            let ratio = paired(rates(Shape::ALL.len()), rates(best));
+            self.print_scenario(s, (&ours, ratio), raws, best);
             for i in 0..self.others.len() {
-                let theirs = figures[Shape::ALL.len() + 1 + i];
+                let k = Shape::ALL.len() + 1 + i;
+                let theirs = figures[k];
                 // The adapters against the plain closure, others against raw.
                 let base = if self.others[i].adapter.is_some() {
-                    ours.rate
+                    Shape::ALL.len()
                 } else {
-                    raws[best].rate
+                    best
                 };
-                others.ratios[i].push(theirs.rate / base);
+                others.ratios[i].push(paired(rates(k), rates(base)));
                 if s.name == "S2" {
                     others.fair[i] = theirs.fairness;
                 }
@@ -759,19 +781,18 @@ impl Bench {
         self.print_others(apps, &others);
     }
 
-    fn print_scenario(&self, s: &Scenario, ours: &Figures, raws: &[Figures], best: usize) {
+    fn print_scenario(
+        &self,
+        s: &Scenario,
+        (ours, ratio): (&Figures, f64),
+        raws: &[Figures],
+        best: usize,
+    ) {
         let unit = if s.bytes { "MB/s" } else { "req/s" };
         let raw = &raws[best];
         println!(
             "{:<4} {:<46} {:>9.0} {:<4} {:>9.0} {:<4} {:>7.2}  {}",
-            s.name,
-            s.what,
-            ours.rate,
-            unit,
-            raw.rate,
-            unit,
-            ours.rate / raw.rate,
-            s.target
+            s.name, s.what, ours.rate, unit, raw.rate, unit, ratio, s.target
         );
         let shapes: Vec<String> = Shape::ALL
             .iter()

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
 use crate::accept::Acceptor;
-use crate::connection::{Buffers, Config, Control, Fault, Resume};
+use crate::connection::{self, Buffers, Config, Control, Fault, Resume};
 use crate::listener::{AllowList, Listener};
 use crate::log;
 use crate::metrics::worker::Tally;
@@ -47,6 +47,9 @@ struct Shared {
     cfg: Config,
     handler: Box<Handler>,
     stopping: AtomicBool,
+    /// Whether a worker may linger on its connection at all: not on one
+    /// CPU. Set once the supervisor has counted the CPUs.
+    linger: AtomicBool,
     poller: Poller,
     /// Fires to stop the server (and wakes the workers in the poller).
     stop: Arc<EventFd>,
@@ -115,6 +118,7 @@ pub(crate) fn start(
         cfg,
         handler,
         stopping: AtomicBool::new(false),
+        linger: AtomicBool::new(false),
         poller,
         stop,
         served: AtomicU64::new(0),
@@ -137,6 +141,13 @@ impl Running {
         let shared = &self.shared;
         let max = shared.cfg.workers();
         shared.workers.max.store(max, Ordering::Relaxed);
+        // On one CPU a lingering worker would only hand the CPU to the one
+        // waiting in the poller, a context switch per request: pinned to
+        // one core, 64 kept-open connections did 0.61-0.63 of the raw event
+        // loop's rate lingering, 0.69 not (docs/performance.md).
+        shared
+            .linger
+            .store(connection::cpus() > 1, Ordering::Relaxed);
         loop {
             match sys::poll_readable(&[stop.as_fd(), shared.grow.as_fd()], None) {
                 Ok([true, _]) => return,
@@ -243,7 +254,9 @@ impl Control for Shared {
     /// Another worker waits in the poller meanwhile, so lingering keeps
     /// no ready connection waiting.
     fn may_linger(&self) -> bool {
-        self.workers.idle.load(Ordering::Relaxed) > 0 && !self.stopping()
+        self.linger.load(Ordering::Relaxed)
+            && self.workers.idle.load(Ordering::Relaxed) > 0
+            && !self.stopping()
     }
 
     fn request_done(&self) {

@@ -266,8 +266,8 @@ fn event_loop(listener: UnixListener, mode: Mode) {
             let i = ev.token().0;
             let done = conns[i].as_mut().is_none_or(|c| c.ready().is_err());
             if done {
-                if let Some(mut c) = conns[i].take() {
-                    let _ = poll.registry().deregister(&mut c.stream);
+                // Closing the socket takes it out of the epoll set.
+                if let Some(c) = conns[i].take() {
                     spare.push(c.buf);
                 }
             }
@@ -282,18 +282,7 @@ fn accept_all(
     spare: &mut Vec<Vec<u8>>,
     mode: Mode,
 ) {
-    while let Ok((mut stream, _)) = listener.accept() {
-        let i = conns.iter().position(Option::is_none).unwrap_or_else(|| {
-            conns.push(None);
-            conns.len() - 1
-        });
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .unwrap();
+    while let Ok((stream, _)) = listener.accept() {
         let mut conn = Conn {
             stream,
             session: Session::new(mode),
@@ -303,13 +292,25 @@ fn accept_all(
             out: None,
             closing: false,
         };
-        // The request is usually there already: no round through epoll.
-        if conn.ready().is_ok() {
-            conns[i] = Some(conn);
-        } else {
-            let _ = poll.registry().deregister(&mut conn.stream);
+        // The request is usually there already: served at once, and a
+        // connection closed after it never enters the epoll set. One that
+        // stays is registered; registering reports what is ready already.
+        if conn.ready().is_err() {
             spare.push(conn.buf);
+            continue;
         }
+        let i = conns.iter().position(Option::is_none).unwrap_or_else(|| {
+            conns.push(None);
+            conns.len() - 1
+        });
+        poll.registry()
+            .register(
+                &mut conn.stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .unwrap();
+        conns[i] = Some(conn);
     }
 }
 

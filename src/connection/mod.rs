@@ -113,12 +113,14 @@ impl Config {
 /// the slowest 1% of requests 3.2 to 3.6 times the latency of one thread
 /// per connection, 16 workers 1.5 to 1.7 times (docs/performance.md).
 pub(crate) fn default_workers() -> usize {
-    static DEFAULT: OnceLock<usize> = OnceLock::new();
-    *DEFAULT.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(16, |n| n.get() * 8)
-            .clamp(8, 128)
-    })
+    (cpus() * 8).clamp(8, 128)
+}
+
+/// The CPUs this process may run on (its affinity, and its cgroup's CPU
+/// quota), counted once; 2 where that cannot be read.
+pub(crate) fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// What the connection asks of the server around it.
