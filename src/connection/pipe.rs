@@ -79,17 +79,22 @@ impl Pipe {
     }
 
     /// Hands over content of `stream`; empty content ends the stream.
+    /// What comes after the end concerns nothing (as on a connection of
+    /// its own): whether the handler saw it would depend on when it read.
     pub(crate) fn push(&self, stream: Stream, content: &[u8]) -> Pushed {
         let mut guard = self.lock();
         let s = &mut *guard;
-        if !content.is_empty() && s.held > 0 && s.held + content.len() > PIPE_BOUND {
-            return Pushed::Full;
-        }
         let (queue, done) = match stream {
             Stream::Stdin => (&mut s.stdin, &mut s.stdin_done),
             Stream::Data => (&mut s.data, &mut s.data_done),
             Stream::Params => return Pushed::Taken,
         };
+        if *done {
+            return Pushed::Taken;
+        }
+        if !content.is_empty() && s.held > 0 && s.held + content.len() > PIPE_BOUND {
+            return Pushed::Full;
+        }
         if content.is_empty() {
             *done = true;
         } else {
