@@ -129,7 +129,11 @@ impl Demux {
                     h.request_id
                 )));
             }
-            if self.entries.len() >= self.limit {
+            // A request without FCGI_KEEP_CONN said that the connection
+            // closes after it: one begun after that would be served or
+            // not by how fast the first ran. Refused alike, and retried
+            // on another connection.
+            if self.entries.len() >= self.limit || self.close_when_idle {
                 let role = crate::protocol::BeginRequest::decode(rec.content)?.role();
                 refuse_request(io, h.request_id, role, ProtocolStatus::Overloaded)?;
                 return Ok(Fed::Taken);
