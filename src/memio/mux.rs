@@ -170,6 +170,30 @@ pub(crate) struct Sorted {
     management: Vec<Vec<u8>>,
 }
 
+impl Sorted {
+    /// Leaves out the requests of `ids`.
+    pub(crate) fn without(mut self, ids: &[u16]) -> Sorted {
+        self.requests.retain(|id, _| !ids.contains(id));
+        self
+    }
+}
+
+/// The request ids that `input` aborts, as far as it is well-formed
+/// records. What an abort does to a running request depends on how far
+/// its handler got (that is what an abort is for), so no split can be
+/// held to the unsplit output for them.
+pub(crate) fn aborted_ids(input: &[u8]) -> Vec<u16> {
+    let mut ids = Vec::new();
+    let mut rest = input;
+    while let Ok(Some((rec, used))) = protocol::decode_record(rest) {
+        if rec.header.record_type == protocol::record_type::ABORT_REQUEST {
+            ids.push(rec.header.request_id);
+        }
+        rest = &rest[used..];
+    }
+    ids
+}
+
 /// Sorts `out` by request (a request id used again after its request
 /// ended keeps both requests' records, in order); panics if it is not
 /// whole, well-formed records.
