@@ -285,14 +285,21 @@ fn after_a_request_without_keep_conn_new_ones_are_refused_and_the_connection_clo
     let mut raw = srv.connect();
     let mut last = pieces(1, "sleep_ms=200&status=201");
     last[0] = begin(1, 1, false);
-    raw.send(&interleaved(&[last, pieces(2, "status=202")])).unwrap();
+    raw.send(&interleaved(&[last, pieces(2, "status=202")]))
+        .unwrap();
     let (replies, ended) = read_replies(&mut raw, &[1, 2]);
     assert_eq!(ended, [2, 1], "the refusal comes at once");
     let refused = replies[&2].end.as_ref().unwrap();
-    assert_eq!(refused.protocol_status, u8::from(ProtocolStatus::Overloaded));
+    assert_eq!(
+        refused.protocol_status,
+        u8::from(ProtocolStatus::Overloaded)
+    );
     assert!(replies[&2].stdout.is_empty());
     assert!(replies[&1].status_line().contains("201"));
-    assert!(raw.read_record().unwrap().is_none(), "then the connection closes");
+    assert!(
+        raw.read_record().unwrap().is_none(),
+        "then the connection closes"
+    );
 }
 
 #[test]

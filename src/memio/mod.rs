@@ -227,8 +227,9 @@ pub fn check_connection(data: &[u8]) {
 }
 
 /// The same input on a multiplexed connection: well-formed output in any
-/// case, and, where the unsplit run met no fault, the same output for
-/// each request that is not aborted, whatever the split.
+/// case, and, where the unsplit run met no fault and neither refused a
+/// request as overloaded, the same output for each request that is not
+/// aborted, whatever the split.
 fn check_multiplexed(input: &[u8], sizes: &[usize], stalls: bool) {
     let cfg = Config {
         multiplex: 4,
@@ -239,7 +240,10 @@ fn check_multiplexed(input: &[u8], sizes: &[usize], stalls: bool) {
     let aborted = mux::aborted_ids(input);
     let whole_sorted = mux::sort(&whole.out).without(&aborted);
     let split_sorted = mux::sort(&split.out).without(&aborted);
-    if !whole.closed {
+    // How many requests are still running when another begins depends on
+    // how fast the handlers ran, so a refusal as overloaded, and all that
+    // follows from it, may differ between runs.
+    if !whole.closed && !mux::overloaded(&whole.out) && !mux::overloaded(&split.out) {
         assert!(
             !split.closed,
             "split {sizes:?} met a fault where unsplit did not"

@@ -194,6 +194,22 @@ pub(crate) fn aborted_ids(input: &[u8]) -> Vec<u16> {
     ids
 }
 
+/// Whether `out` (well-formed records) refuses a request as overloaded.
+pub(crate) fn overloaded(out: &[u8]) -> bool {
+    let mut rest = out;
+    while let Ok(Some((rec, used))) = protocol::decode_record(rest) {
+        let end = protocol::record_type::END_REQUEST;
+        if rec.header.record_type == end
+            && protocol::EndRequest::decode(rec.content)
+                .is_ok_and(|e| e.protocol_status == u8::from(protocol::ProtocolStatus::Overloaded))
+        {
+            return true;
+        }
+        rest = &rest[used..];
+    }
+    false
+}
+
 /// Sorts `out` by request (a request id used again after its request
 /// ended keeps both requests' records, in order); panics if it is not
 /// whole, well-formed records.

@@ -133,8 +133,11 @@ impl Demux {
             // closes after it: one begun after that would be served or
             // not by how fast the first ran. Refused alike, and retried
             // on another connection.
-            if self.entries.len() >= self.limit || self.close_when_idle {
-                let role = crate::protocol::BeginRequest::decode(rec.content)?.role();
+            // A role not played is refused as such, below, whatever the
+            // load.
+            let role = crate::protocol::BeginRequest::decode(rec.content)?.role();
+            let played = role.is_some_and(|r| cfg.roles.plays(r));
+            if played && (self.entries.len() >= self.limit || self.close_when_idle) {
                 refuse_request(io, h.request_id, role, ProtocolStatus::Overloaded)?;
                 return Ok(Fed::Taken);
             }
