@@ -22,6 +22,12 @@ cc -O2 -o "$out/libfcgi" benches/compare/libfcgi.c -lfcgi -lpthread
 cargo build --quiet --release --manifest-path benches/compare/rust-fastcgi/Cargo.toml \
     --target-dir "$out/rust-fastcgi"
 rust="$out/rust-fastcgi/release/rust-fastcgi-bench"
+# The project's own apps linked statically (glibc's static libc): what a
+# user can do for start-up time, measured beside the default build.
+triple="$(rustc -vV | sed -n 's/^host: //p')"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+    --example hello --example echo --target "$triple" --target-dir "$out/static"
+static="$out/static/$triple/release/examples"
 flup="python3 $PWD/benches/compare/flup_app.py"
 
 cargo bench --bench fcgi -- \
@@ -30,4 +36,5 @@ cargo bench --bench fcgi -- \
     --other "go net/http/fcgi=$out/go-fcgi hello|$out/go-fcgi echo" \
     --other "python flup=$flup hello|$flup echo" \
     --other "rust fastcgi crate=$rust hello|$rust echo" \
+    --other "fcgi-server, static=$static/hello|$static/echo" \
     "$@"

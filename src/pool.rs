@@ -2,9 +2,11 @@
 //!
 //! There is no accept thread and no dispatcher: idle workers wait in the
 //! [`Poller`] themselves, and the kernel wakes one of them per ready event.
-//! The worker woken for the listening socket accepts one connection, lets
-//! the poller watch the socket again for the next worker, and serves the
-//! connection itself; the worker woken for a parked connection serves it.
+//! The worker woken for the listening socket accepts a connection and
+//! serves it itself, then accepts the next one straight away while any
+//! wait (up to [`ACCEPT_STREAK`] in a row); other workers may accept from
+//! the same socket meanwhile. The worker woken for a parked connection
+//! serves it.
 //! A worker serves a connection until it has nothing to read (then parks
 //! it in the poller) or is done (then closes it), and goes back to waiting.
 //! Workers start as load needs them, up to the configured number.
