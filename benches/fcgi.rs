@@ -3,13 +3,15 @@
 //!
 //! `cargo bench --bench fcgi` runs every scenario against two servers, each
 //! started as lighttpd starts a FastCGI program (a unix listening socket on
-//! fd 0): the project's `examples/hello` / `examples/echo`, and a raw
-//! server (this binary, re-executed with `--raw-server`) that only walks
-//! record headers and writes a precomputed response: the ceiling of this
-//! machine. Rounds alternate between the two; the table shows medians, and
-//! the median of the rounds' ratios. `cargo bench --bench fcgi -- --smoke` is a short run that
-//! only checks that everything works; `-- --only S4,S5` runs some
-//! scenarios alone.
+//! fd 0): the project's `examples/hello` / `examples/echo`, and raw
+//! servers (this binary, re-executed with `--raw-server`) that only walk
+//! record headers and write a precomputed response, in three shapes (see
+//! `raw.rs`); the best of them per scenario is the ceiling of this
+//! machine. Rounds alternate between the servers; the table shows medians,
+//! and the ratio is the median of the rounds' ratios.
+//! `cargo bench --bench fcgi -- --smoke` is a short run that only checks
+//! that everything works; `-- --only S4,S5` runs some scenarios alone;
+//! `-- --scale` is the scaling run (`scale.rs`).
 //!
 //! The load generator speaks FastCGI through the crate's protocol codec,
 //! one blocking thread per connection, and checks every response (record

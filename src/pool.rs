@@ -72,9 +72,7 @@ struct Workers {
     started: AtomicUsize,
     /// Workers waiting in the poller for a ready connection.
     idle: AtomicUsize,
-    /// The most workers there may be; 0 until the supervisor has counted
-    /// it (the default needs the CPU quota read, which the first request
-    /// does not wait for).
+    /// The most workers there may be; 0 until the supervisor has stored it.
     max: AtomicUsize,
 }
 

@@ -60,8 +60,8 @@ pub struct Server<H> {
 }
 
 /// The number of workers unless [`Server::workers`] says otherwise: eight
-/// per CPU, at least 8 and at most 128. (Counted once, when first needed:
-/// not before the first request is answered.) Workers start only as load
+/// per CPU the process may run on (its CPU affinity; a cgroup's CPU quota
+/// is not counted), at least 8 and at most 128. Workers start only as load
 /// needs them.
 pub fn default_workers() -> usize {
     crate::connection::default_workers()

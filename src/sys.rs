@@ -720,6 +720,24 @@ pub(crate) fn monotonic_ns() -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// The CPUs the calling thread may run on (its affinity mask): one
+/// system call, where counting with the cgroup's CPU quota as well reads
+/// several files. `None` when the mask cannot be read.
+pub(crate) fn affinity_cpus() -> Option<usize> {
+    // SAFETY: a zeroed `cpu_set_t` is a valid empty set; the kernel writes
+    // at most `size_of::<cpu_set_t>()` bytes into it, and CPU_COUNT only
+    // reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = mem::zeroed();
+        if libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        usize::try_from(libc::CPU_COUNT(&set))
+            .ok()
+            .filter(|&n| n > 0)
+    }
+}
+
 /// The kernel's id of the calling thread (what `/proc/self/task/` lists).
 pub(crate) fn thread_id() -> i32 {
     // SAFETY: gettid has no preconditions and cannot fail.

@@ -101,9 +101,10 @@ impl Config {
     }
 }
 
-/// Eight workers per CPU, at least 8 and at most 128; counted once, when
-/// first needed (reading the CPU quota takes several system calls, which
-/// a process started for one request need not make before answering it).
+/// Eight workers per CPU this process may run on (its affinity), at least
+/// 8 and at most 128; counted once, with one system call (a process
+/// started for one request answers it sooner without reading the cgroup
+/// files that [`cpus`] reads).
 ///
 /// Workers start only as load needs them, so the limit costs nothing
 /// until connections come. It is high because a worker that waits a
@@ -113,11 +114,14 @@ impl Config {
 /// the slowest 1% of requests 3.2 to 3.6 times the latency of one thread
 /// per connection, 16 workers 1.5 to 1.7 times (docs/performance.md).
 pub(crate) fn default_workers() -> usize {
-    (cpus() * 8).clamp(8, 128)
+    static AFFINITY: OnceLock<usize> = OnceLock::new();
+    let cpus = *AFFINITY.get_or_init(|| crate::sys::affinity_cpus().unwrap_or(2));
+    (cpus * 8).clamp(8, 128)
 }
 
-/// The CPUs this process may run on (its affinity, and its cgroup's CPU
-/// quota), counted once; 2 where that cannot be read.
+/// The CPUs this process may use (its affinity, and its cgroup's CPU
+/// quota), counted once, after the first worker has started; 2 where that
+/// cannot be read.
 pub(crate) fn cpus() -> usize {
     static CPUS: OnceLock<usize> = OnceLock::new();
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
