@@ -353,8 +353,9 @@ pub(super) fn run(apps: &Path, rounds: usize, secs: f64) {
     if load_bound {
         println!(
             "\n<= : the load cores were at least {:.0}% busy against the raw server, so its \
-             figure is a floor of the ceiling and the ratio an upper bound; give the load \
-             more cores (a machine with 4 CPUs or more) for a ratio to quote.",
+             figure is a floor of the ceiling and the ratio an upper bound (n/a where that \
+             bound is above 1.0); give the load more cores (a machine with 4 CPUs or more) \
+             for a ratio to quote.",
             LOAD_BOUND * 100.0
         );
     }
@@ -364,14 +365,16 @@ pub(super) fn run(apps: &Path, rounds: usize, secs: f64) {
 /// limits the rate, rather than the server.
 const LOAD_BOUND: f64 = 0.9;
 
-/// `ours / raw`, marked as an upper bound where the load was the limit.
+/// `ours / raw`, marked as an upper bound where the load was the limit;
+/// none at all where that bound is above 1.0 (the raw figure is then
+/// plainly not the ceiling, and says nothing of the server).
 fn ratio(ours: f64, raw: f64, raw_load_busy: f64) -> String {
-    let mark = if raw_load_busy >= LOAD_BOUND {
-        "<="
-    } else {
-        ""
-    };
-    format!("{mark}{:.2}", ours / raw)
+    let r = ours / raw;
+    match (raw_load_busy >= LOAD_BOUND, r > 1.0) {
+        (true, true) => "n/a".to_owned(),
+        (true, false) => format!("<={r:.2}"),
+        (false, _) => format!("{r:.2}"),
+    }
 }
 
 /// Medians of rate, p99, load busy; total errors.
