@@ -49,31 +49,22 @@
 //!
 //! Linux only: the server uses epoll and eventfd.
 
-mod accept;
-mod access_log;
+// The layers, from the bottom; each imports only from those above it in
+// this list (docs/architecture.md draws them).
+mod sys;
+// `protocol` and `client` are public, below.
 #[cfg(feature = "http")]
 mod adapter;
-mod cgi;
 mod connection;
-mod events;
-mod listener;
-mod log;
+mod handler;
 #[cfg(any(test, feature = "fuzzing"))]
 mod memio;
-mod metrics;
 mod mux;
-mod ops;
-mod panic_report;
-mod poller;
-mod pool;
-mod request;
-mod response;
-mod serve;
+mod observe;
+mod operate;
+mod runtime;
 mod server;
 mod status;
-mod status_listen;
-mod sys;
-mod watchdog;
 
 pub mod client;
 pub mod protocol;
@@ -94,11 +85,11 @@ pub mod fuzzing {
 pub use adapter::http;
 #[cfg(feature = "tower")]
 pub use adapter::tower;
-pub use metrics::{
+pub use handler::request::{Data, Params, Request};
+pub use handler::response::{Response, Stderr};
+pub use observe::metrics::{
     CurrentRequest, Histogram, Metrics, MetricsHandle, Timeouts, WorkerState, WorkerStatus,
 };
 pub use protocol::Role;
-pub use request::{Data, Params, Request};
-pub use response::{Response, Stderr};
 pub use server::{Server, ShutdownHandle, default_workers};
 pub use status::StatusFormat;

@@ -12,10 +12,10 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, Read, Write};
 
 use crate::connection::{Buffers, Config, Fault, NoControl, Resume, Roles, Transport, Wait};
+use crate::handler::request::Request;
+use crate::handler::response::Response;
 use crate::protocol::Role;
-use crate::request::Request;
-use crate::response::Response;
-use crate::serve::{Handler, Outcome, serve};
+use crate::runtime::serve::{Handler, Outcome, serve};
 
 /// A peer made of bytes: reads cycle through `sizes`; output is kept.
 pub(crate) struct Mem {

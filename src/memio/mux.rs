@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::connection::{Buffers, Config, Transport, Wait};
 use crate::mux::{Env, Job, Link, Mux};
 use crate::protocol;
-use crate::serve::{self, Handler};
+use crate::runtime::serve::{self, Handler};
 
 /// The peer: reads cycle through `sizes`, stalling before every other
 /// read when asked; the input never ends (the web server keeps the

@@ -258,7 +258,7 @@ impl Mux {
     /// their reads and writes fail.
     pub(crate) fn fail(&self, fault: Fault) {
         if !self.closed.swap(true, Ordering::SeqCst) {
-            crate::events::connection_fault(&fault);
+            crate::observe::events::connection_fault(&fault);
         }
         self.sock.shut_down();
         let err = fault.to_io_error();

@@ -6,9 +6,9 @@ mod render;
 
 use std::io::{self, Read, Write};
 
-use crate::metrics::{Metrics, Page};
-use crate::request::Request;
-use crate::response::Response;
+use crate::handler::request::Request;
+use crate::handler::response::Response;
+use crate::observe::metrics::{Metrics, Page};
 
 /// A format of the status page; see [`Metrics::render`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

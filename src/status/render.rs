@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::StatusFormat;
-use crate::metrics::{Histogram, Metrics, WorkerState, WorkerStatus};
+use crate::observe::metrics::{Histogram, Metrics, WorkerState, WorkerStatus};
 
 /// What kind of metric a family is, in OpenMetrics' terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -534,11 +534,11 @@ fn json_worker(out: &mut String, w: &WorkerStatus) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::CurrentRequest;
+    use crate::observe::metrics::CurrentRequest;
     use std::time::Duration;
 
     fn figures() -> Metrics {
-        let mut m = crate::metrics::Registry::new().snapshot(None);
+        let mut m = crate::observe::metrics::Registry::new().snapshot(None);
         m.requests = 7;
         m.responses = [0, 5, 0, 1, 1];
         m.request_duration.counts[0] = 3;

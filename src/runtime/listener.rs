@@ -156,7 +156,7 @@ pub(crate) fn systemd() -> io::Result<Option<Listener>> {
         ));
     }
     if fds > Some(1) {
-        crate::log::warn(
+        crate::observe::log::warn(
             "systemd_sockets",
             "systemd passed more than one socket; serving the first only",
         );

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use super::slot::{Count, Slot, State};
 use super::view::RequestView;
 use super::{Metrics, Page, Registry, Run};
-use crate::access_log::Entry;
+use crate::observe::access_log::Entry;
 use crate::sys;
 
 thread_local! {
@@ -53,13 +53,13 @@ pub(crate) fn bind(registry: &Arc<Registry>, index: usize) -> Binding {
         index,
         line: RefCell::new(String::with_capacity(512)),
     }));
-    Binding(crate::panic_report::capture())
+    Binding(crate::observe::panic_report::capture())
 }
 
 /// Keeps a worker thread bound to its slot (and its panics reported by
 /// the server); see [`bind`].
 #[derive(Debug)]
-pub(crate) struct Binding(#[allow(dead_code)] crate::panic_report::Capturing);
+pub(crate) struct Binding(#[allow(dead_code)] crate::observe::panic_report::Capturing);
 
 impl Drop for Binding {
     fn drop(&mut self) {

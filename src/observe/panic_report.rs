@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
 
-use crate::log::{self, Field, Level};
+use crate::observe::log::{self, Field, Level};
 use crate::sys;
 
 thread_local! {

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::listener::{AllowList, Listener};
-use crate::log;
-use crate::poller::{Conn, Poller};
+use crate::observe::log;
+use crate::runtime::listener::{AllowList, Listener};
+use crate::runtime::poller::{Conn, Poller};
 use crate::sys;
 
 /// The listening socket and what applies to the connections it gives.
@@ -83,7 +83,7 @@ impl Acceptor {
         if !self.allowed(&fd) {
             return None;
         }
-        crate::events::accepted();
+        crate::observe::events::accepted();
         let sock = sys::Socket::new(fd, self.unix, self.read_timeout, self.write_timeout);
         Some(Conn::new(sock))
     }
@@ -97,7 +97,7 @@ impl Acceptor {
             Ok(ip) if allow.allows(ip) => true,
             Ok(ip) => {
                 let who = ip.map_or("?".to_owned(), |ip| ip.to_string());
-                crate::events::refused_peer(&who);
+                crate::observe::events::refused_peer(&who);
                 false
             }
             Err(_) => false,

@@ -16,11 +16,11 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::connection::{Buffers, Config, NoControl, Resume};
-use crate::listener::Listener;
-use crate::metrics::{Page, Registry};
-use crate::request::Request;
-use crate::response::Response;
-use crate::serve::{Outcome, serve};
+use crate::handler::request::Request;
+use crate::handler::response::Response;
+use crate::observe::metrics::{Page, Registry};
+use crate::runtime::listener::Listener;
+use crate::runtime::serve::{Outcome, serve};
 use crate::status;
 use crate::sys::{self, EventFd, Socket};
 
@@ -88,7 +88,7 @@ fn serve_one(
     sock: Socket,
     bufs: &mut Buffers,
     cfg: &Config,
-    handler: &crate::serve::Handler,
+    handler: &crate::runtime::serve::Handler,
     stop: &EventFd,
 ) {
     // Between reads the thread waits in poll (below), not in a read.

@@ -9,18 +9,18 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use crate::cgi::{self, Cgi};
 use crate::connection::{Buffers, Config, NoControl, Resume, Roles};
-use crate::listener::{self, AllowList, Listener};
-use crate::log::{self, Level};
-use crate::metrics::{MetricsHandle, Registry};
-use crate::ops::{Opened, Ops};
-use crate::panic_report;
-use crate::pool::{self, Settings};
+use crate::handler::request::Request;
+use crate::handler::response::Response;
+use crate::observe::log::{self, Level};
+use crate::observe::metrics::{MetricsHandle, Registry};
+use crate::observe::panic_report;
+use crate::operate::{Opened, Ops};
 use crate::protocol::Role;
-use crate::request::Request;
-use crate::response::Response;
-use crate::serve::serve;
+use crate::runtime::cgi::{self, Cgi};
+use crate::runtime::listener::{self, AllowList, Listener};
+use crate::runtime::pool::{self, Settings};
+use crate::runtime::serve::serve;
 use crate::sys::{self, EventFd};
 
 /// A FastCGI application server: a handler, and how to serve it.

@@ -280,7 +280,7 @@ impl<'a> Request<'a> {
     /// off at its [request timeout](crate::Server::request_timeout). Once
     /// it has, reads of the body and writes of the response fail.
     pub fn is_aborted(&self) -> bool {
-        self.body.is_aborted() || crate::metrics::worker::cut_off()
+        self.body.is_aborted() || crate::observe::metrics::worker::cut_off()
     }
 }
 

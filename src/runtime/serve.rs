@@ -53,12 +53,13 @@ use crate::connection::gather;
 use crate::connection::gather::{Gathered, gather};
 use crate::connection::pipe::{Pipe, PipeReader};
 use crate::connection::{Active, Buffers, Config, Control, Fault, Resume, Transport};
-use crate::metrics::view::RequestView;
-use crate::metrics::worker::{self as metrics, Begun, Detail, Failure, Finished, Tally};
+use crate::handler::request::Request;
+use crate::handler::response::Response;
 use crate::mux::{Job, Mux};
-use crate::request::Request;
-use crate::response::Response;
-use crate::{panic_report, status};
+use crate::observe::metrics::view::RequestView;
+use crate::observe::metrics::worker::{self as metrics, Begun, Detail, Failure, Finished, Tally};
+use crate::observe::panic_report;
+use crate::status;
 
 /// The request handler, as a worker calls it.
 pub(crate) type Handler =
@@ -277,7 +278,7 @@ fn failure_of<'v>(
     match result {
         Ok(Ok(())) => (None, Failure::None),
         Ok(Err(e)) => {
-            crate::events::handler_error(&e);
+            crate::observe::events::handler_error(&e);
             (Some(format!("handler failed: {e}")), Failure::Error)
         }
         Err(panic) => {

@@ -165,7 +165,7 @@ fn push(out: &mut Vec<u8>, rtype: u8, content: &[u8]) {
 mod tests {
     use super::*;
     use crate::connection::{Buffers, Config, NoControl, Resume};
-    use crate::serve::serve;
+    use crate::runtime::serve::serve;
     use crate::{Request, Response};
     use std::rc::Rc;
 

@@ -3,6 +3,9 @@
 //! watchdog (slow-request log, request timeout), the access log, the
 //! panic report, and the events of start-up and shutdown.
 
+pub(crate) mod status_listen;
+pub(crate) mod watchdog;
+
 use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -10,13 +13,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::access_log::AccessLog;
-use crate::listener::{self, Listener};
-use crate::log::{self, Field, Level};
-use crate::metrics::listen_queue::ListenProbe;
-use crate::metrics::{Pages, Registry, Setup};
+use crate::observe::access_log::AccessLog;
+use crate::observe::log::{self, Field, Level};
+use crate::observe::metrics::listen_queue::ListenProbe;
+use crate::observe::metrics::{Pages, Registry, Setup};
+use crate::runtime::listener::{self, Listener};
 use crate::sys::EventFd;
-use crate::{status_listen, watchdog};
 
 /// What the builder was told about operating the server.
 #[derive(Clone, Debug, Default)]

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::access_log::AccessLog;
+use crate::observe::access_log::AccessLog;
 use listen_queue::ListenProbe;
 use slot::{BUCKETS, COUNTS, Count, Slot, State};
 use view::RequestView;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crate::log::{self, Utc, push_value};
+use crate::observe::log::{self, Utc, push_value};
 
 /// An access log open for appending.
 #[derive(Debug)]

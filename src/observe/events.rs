@@ -5,9 +5,9 @@ use std::io;
 use std::time::Duration;
 
 use crate::connection::Fault;
-use crate::log::{self, Level};
-use crate::metrics::slot::Count;
-use crate::metrics::worker::count;
+use crate::observe::log::{self, Level};
+use crate::observe::metrics::slot::Count;
+use crate::observe::metrics::worker::count;
 use crate::sys::WRITE_TIMED_OUT;
 
 /// A connection closed on `fault`: counted by kind, and logged unless the

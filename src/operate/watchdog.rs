@@ -17,9 +17,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::log::{self, Field, Level};
-use crate::metrics::Registry;
-use crate::metrics::slot::Slot;
+use crate::observe::log::{self, Field, Level};
+use crate::observe::metrics::Registry;
+use crate::observe::metrics::slot::Slot;
 use crate::sys::{self, EventFd};
 
 /// What the watchdog watches for.

@@ -30,8 +30,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::connection::Resume;
-use crate::log;
 use crate::mux::{Job, Mux};
+use crate::observe::log;
 use crate::sys::{self, Epoll, EventFd, Socket, Trigger};
 
 /// A connection on its way to a worker.
@@ -447,7 +447,7 @@ impl Poller {
                 drop(self.release(conn));
             }
         }
-        crate::events::swept(idle, stalled, self.read_timeout);
+        crate::observe::events::swept(idle, stalled, self.read_timeout);
         for mux in expired_muxes {
             mux.fail(crate::connection::Fault::Io(io::Error::new(
                 io::ErrorKind::TimedOut,

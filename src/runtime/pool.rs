@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
-use crate::accept::Acceptor;
 use crate::connection::{self, Buffers, Config, Control, Fault, Resume};
-use crate::listener::{AllowList, Listener};
-use crate::log;
-use crate::metrics::worker::Tally;
-use crate::metrics::{Registry, worker as metrics};
 use crate::mux::{Env, Job, Mux};
-use crate::poller::{Conn, Poller, Ready};
-use crate::serve::{self, Handler, Outcome, serve};
+use crate::observe::log;
+use crate::observe::metrics::worker::Tally;
+use crate::observe::metrics::{Registry, worker as metrics};
+use crate::runtime::accept::Acceptor;
+use crate::runtime::listener::{AllowList, Listener};
+use crate::runtime::poller::{Conn, Poller, Ready};
+use crate::runtime::serve::{self, Handler, Outcome, serve};
 use crate::sys::{self, EventFd, Socket};
 
 /// What the pool is started with, besides the handler and the socket.
@@ -333,7 +333,7 @@ fn run_job(shared: &Arc<Shared>, bufs: &mut Buffers, job: Job, tally: Option<Tal
         serve::run_job(job, bufs, (cfg, handler), tally);
     }));
     if ran.is_err() {
-        crate::panic_report::report_internal();
+        crate::observe::panic_report::report_internal();
         *bufs = Buffers::new();
     }
     bufs.trim();
@@ -407,7 +407,7 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn, tally: O
             }
             Ok(Ok(Outcome::Close { drain })) => return close(shared.poller.release(conn), drain),
             Ok(Err(fault)) => {
-                crate::events::connection_fault(&fault);
+                crate::observe::events::connection_fault(&fault);
                 let sock = shared.poller.release(conn);
                 if matches!(fault, Fault::Limit(_)) {
                     // Its error response is on the way: no reset.
@@ -416,7 +416,7 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn, tally: O
                 return;
             }
             Err(_) => {
-                crate::panic_report::report_internal();
+                crate::observe::panic_report::report_internal();
                 drop(shared.poller.release(conn));
                 *bufs = Buffers::new();
                 return;
