@@ -422,6 +422,9 @@ impl Poller {
         let idle_limit = self.idle_timeout.as_nanos() as u64;
         let (mut stalled, mut idle) = (0, 0);
         let mut expired_muxes = Vec::new();
+        // Closed only once counted: a peer that sees its connection close
+        // must find it in the figures.
+        let mut expired_conns = Vec::new();
         for index in 0..self.slots.used() {
             let mut slot = self.slots.lock(index);
             if let Some(mux) = &slot.mux {
@@ -444,10 +447,13 @@ impl Poller {
                     Resume::Idle { .. } => idle += 1,
                 }
                 drop(slot);
-                drop(self.release(conn));
+                expired_conns.push(conn);
             }
         }
         crate::observe::events::swept(idle, stalled, self.read_timeout);
+        for conn in expired_conns {
+            drop(self.release(conn));
+        }
         for mux in expired_muxes {
             mux.fail(crate::connection::Fault::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
