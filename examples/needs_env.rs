@@ -12,7 +12,8 @@
 //! (its working directory, and the names of its environment variables).
 //! A web server that starts it without the variable reports only
 //! "premature end of script headers"; `fcgi request --spawn` shows why
-//! (see the README's walk-through).
+//! (see the walk-through in the guide, `fcgi_server::guide::operate`,
+//! under "Finding a premature end of script headers").
 //!
 //! Usage: `needs_env [ADDRESS]`, as `hello` and `echo`.
 

@@ -48,6 +48,19 @@
 //! from [`Server::metrics_handle`].
 //!
 //! Linux only: the server uses epoll and eventfd.
+//!
+//! # The guide
+//!
+//! The [`guide`] says how to write, deploy, operate and secure an
+//! application: [the API in brief](guide::api), [axum and the `http`
+//! crate's types](guide::adapters), [each front end](guide::deploy)
+//! (nginx, lighttpd, Apache, Caddy, h2o, spawn-fcgi, systemd, shared
+//! hosting, an authorizer in front), [operating it](guide::operate) (the
+//! status page, logs, health checks, the `fcgi` tool), [upgrading without
+//! downtime](guide::upgrade), [security](guide::security) (the threat
+//! model and the limits) and [the protocol](guide::protocol) (roles and
+//! multiplexing).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The layers, from the bottom; each imports only from those above it in
 // this list (docs/architecture.md draws them).
@@ -67,7 +80,14 @@ mod server;
 mod status;
 
 pub mod client;
+pub mod guide;
 pub mod protocol;
+
+/// The README's code blocks, compiled as doctests (with every feature, as
+/// its axum example needs).
+#[cfg(all(doctest, feature = "tower"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The `fcgi` command-line tool, which `src/bin/fcgi.rs` runs; not part
 /// of the API.
@@ -82,8 +102,10 @@ pub mod fuzzing {
 }
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use adapter::http;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use adapter::tower;
 pub use handler::request::{Data, Params, Request};
 pub use handler::response::{Response, Stderr};

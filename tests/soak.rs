@@ -4,8 +4,8 @@
 //! request may be lost; the server's descriptors and resident memory must
 //! end where they started.
 //!
-//! `cargo test` runs a short one. The full run (the figures in the
-//! README) is:
+//! `cargo test` runs a short one. The full run (the figures in
+//! docs/robustness.md) is:
 //!
 //! ```text
 //! FCGI_SOAK_REQUESTS=1000000 cargo test --release --test soak -- --nocapture
