@@ -201,22 +201,7 @@ fn lay_out(req: &Request<'_>, route: RoutePath, s: &mut Scratch) -> Laid {
         q.map_or(none, |q| (uri.0 + q + 1, uri.1))
     });
     let uri_at = s.buf.len();
-    // A rewritten path: from PATH_INFO, where `%2F` is an escape the web
-    // server kept (Apache's AllowEncodedSlashes NoDecode) when the client's
-    // path has it too.
-    let info_part = if has_encoded_slash(&s.buf[uri.0..uri.1]) {
-        Part::PathKeepingSlashes
-    } else {
-        Part::Path
-    };
-    match raw_path {
-        Some(raw) => encode_within(&mut s.buf, raw, Part::RawPath),
-        None if route == RoutePath::Full => {
-            encode_within(&mut s.buf, script, Part::Path);
-            encode_within(&mut s.buf, path_info, info_part);
-        }
-        None => encode_within(&mut s.buf, path_info, info_part),
-    }
+    write_path(s, uri, raw_path, route, (script, path_info));
     if s.buf.len() == uri_at {
         s.buf.push(b'/');
     }
@@ -233,6 +218,33 @@ fn lay_out(req: &Request<'_>, route: RoutePath, s: &mut Scratch) -> Laid {
         uri,
         mount,
         known,
+    }
+}
+
+/// Appends the URI's path: the raw one when there is one, else from
+/// `SCRIPT_NAME` (routing on the full path) and `PATH_INFO`, encoded; in
+/// `PATH_INFO`, `%2F` is an escape the web server kept (Apache's
+/// `AllowEncodedSlashes NoDecode`) when the client's URI (at `uri`) has
+/// it too.
+fn write_path(
+    s: &mut Scratch,
+    uri: Span,
+    raw: Option<Span>,
+    route: RoutePath,
+    (script, path_info): (Span, Span),
+) {
+    let info_part = if has_encoded_slash(&s.buf[uri.0..uri.1]) {
+        Part::PathKeepingSlashes
+    } else {
+        Part::Path
+    };
+    match raw {
+        Some(raw) => encode_within(&mut s.buf, raw, Part::RawPath),
+        None if route == RoutePath::Full => {
+            encode_within(&mut s.buf, script, Part::Path);
+            encode_within(&mut s.buf, path_info, info_part);
+        }
+        None => encode_within(&mut s.buf, path_info, info_part),
     }
 }
 

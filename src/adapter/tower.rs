@@ -247,6 +247,16 @@ where
         // No body goes out; the service's is dropped unread, as hyper does.
         return driver.out.end();
     }
+    write_body(&mut driver, body)?;
+    driver.out.end()
+}
+
+/// Writes each data frame of `body` as it comes (trailers are dropped).
+fn write_body<B>(driver: &mut Driver<'_, '_, '_, '_>, body: B) -> io::Result<()>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
     let mut body = pin!(body);
     while let Some(frame) = driver.run(poll_fn(|cx| body.as_mut().poll_frame(cx)))? {
         let Ok(mut data) = frame.map_err(io::Error::other)?.into_data() else {
@@ -260,7 +270,7 @@ where
         }
         driver.unflushed = true;
     }
-    driver.out.end()
+    Ok(())
 }
 
 /// Polls futures on the worker thread, and does the worker's part while
