@@ -428,16 +428,19 @@ fn report(name: &str, outcomes: &[Outcome]) -> (String, usize) {
     (text, bad)
 }
 
+/// What starts a pair.
+type Setup = fn() -> Pair;
+
 /// Starts a pair, one at a time: a port that `free_port` found is free
 /// only until someone binds it, and each pair binds several.
-fn start(setup: fn() -> Pair) -> Pair {
+fn start(setup: Setup) -> Pair {
     static STARTING: Mutex<()> = Mutex::new(());
     let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     setup()
 }
 
 /// Each front end the test drives, by the tool that must be installed.
-const FRONT_ENDS: &[(&str, &str, fn() -> Pair)] = &[
+const FRONT_ENDS: &[(&str, &str, Setup)] = &[
     ("direct", "", direct),
     ("nginx", "nginx", nginx),
     ("lighttpd", "lighttpd", lighttpd),

@@ -104,8 +104,11 @@ pub fn http(port: u16, prefix: &str, ask: &Ask) -> io::Result<Answer> {
     Ok(answer)
 }
 
-/// The status line and headers (names lowercased).
-fn read_head(r: &mut impl BufRead) -> io::Result<(u16, String, Vec<(String, String)>)> {
+/// Status, reason phrase, and headers (names lowercased).
+type Head = (u16, String, Vec<(String, String)>);
+
+/// The status line and headers.
+fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
     let line = read_line(r)?;
     let mut parts = line.splitn(3, ' ');
     let _version = parts.next();
