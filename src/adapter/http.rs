@@ -48,11 +48,19 @@
 //! `/yourapplication/users/7`. By default its URI is `/users/7`: the path
 //! below the mount point (`SCRIPT_NAME`), as WSGI applications see it, so
 //! the same routes work at any mount point and at the root; the mount
-//! point is in the [`ScriptName`] extension, for making links. The path is
-//! taken from `REQUEST_URI` as the client encoded it when `REQUEST_URI`
-//! starts with the mount point and the rest decodes to `PATH_INFO`;
-//! otherwise (the web server rewrote the path) from `PATH_INFO`,
-//! percent-encoded.
+//! point is in the [`ScriptName`] extension, for making links.
+//!
+//! The path is the client's own, from `REQUEST_URI` as the client encoded
+//! it, as an HTTP server would hand it to the application, whenever
+//! `REQUEST_URI` starts with the mount point and the rest names the
+//! resource `PATH_INFO` names once both are normalised as web servers
+//! normalise (percent-decoded, slashes merged, `.` and `..` resolved): so
+//! `//a//b` and `/static/..%2fsecret` reach the application's routing and
+//! its own traversal checks as they do natively, not as the web server
+//! cleaned them. An encoded slash that the web server left encoded in
+//! `PATH_INFO` (Apache's `AllowEncodedSlashes NoDecode`) stays one. When
+//! the web server rewrote the request to another resource, the path is
+//! `PATH_INFO`, percent-encoded.
 //!
 //! With [`Builder::full_path`], the URI is the whole path the client
 //! asked for (`REQUEST_URI`; without it, `SCRIPT_NAME` and `PATH_INFO`),
