@@ -68,6 +68,8 @@ struct Scratch {
     /// Headers from `HTTP_*` params: (name span, value span), the name
     /// still in its `HTTP_` form.
     headers: Vec<(Span, Span)>,
+    /// Normalised paths, compared by [`same_resource`].
+    canon: Vec<u8>,
 }
 
 type Span = (usize, usize);
@@ -192,21 +194,14 @@ fn lay_out(req: &Request<'_>, route: RoutePath, s: &mut Scratch) -> Laid {
     let none = (0, 0);
     let (script, path_info) = (known.script.unwrap_or(none), known.path.unwrap_or(none));
     let uri = known.uri.unwrap_or(none);
-    let raw_path = uri_path(&s.buf, uri, route, script, path_info);
+    let raw_path = uri_path(s, uri, route, script, path_info);
     // QUERY_STRING, or else the query of REQUEST_URI.
     let query = known.query.unwrap_or_else(|| {
         let q = s.buf[uri.0..uri.1].iter().position(|&b| b == b'?');
         q.map_or(none, |q| (uri.0 + q + 1, uri.1))
     });
     let uri_at = s.buf.len();
-    match raw_path {
-        Some(raw) => encode_within(&mut s.buf, raw, Part::RawPath),
-        None if route == RoutePath::Full => {
-            encode_within(&mut s.buf, script, Part::Path);
-            encode_within(&mut s.buf, path_info, Part::Path);
-        }
-        None => encode_within(&mut s.buf, path_info, Part::Path),
-    }
+    write_path(s, uri, raw_path, route, (script, path_info));
     if s.buf.len() == uri_at {
         s.buf.push(b'/');
     }
@@ -223,6 +218,33 @@ fn lay_out(req: &Request<'_>, route: RoutePath, s: &mut Scratch) -> Laid {
         uri,
         mount,
         known,
+    }
+}
+
+/// Appends the URI's path: the raw one when there is one, else from
+/// `SCRIPT_NAME` (routing on the full path) and `PATH_INFO`, encoded; in
+/// `PATH_INFO`, `%2F` is an escape the web server kept (Apache's
+/// `AllowEncodedSlashes NoDecode`) when the client's URI (at `uri`) has
+/// it too.
+fn write_path(
+    s: &mut Scratch,
+    uri: Span,
+    raw: Option<Span>,
+    route: RoutePath,
+    (script, path_info): (Span, Span),
+) {
+    let info_part = if has_encoded_slash(&s.buf[uri.0..uri.1]) {
+        Part::PathKeepingSlashes
+    } else {
+        Part::Path
+    };
+    match raw {
+        Some(raw) => encode_within(&mut s.buf, raw, Part::RawPath),
+        None if route == RoutePath::Full => {
+            encode_within(&mut s.buf, script, Part::Path);
+            encode_within(&mut s.buf, path_info, info_part);
+        }
+        None => encode_within(&mut s.buf, path_info, info_part),
     }
 }
 
@@ -264,12 +286,13 @@ fn join_cookies(s: &mut Scratch) {
 /// what follows `SCRIPT_NAME` in it. `None`: build the path from
 /// `SCRIPT_NAME` and `PATH_INFO` instead.
 fn uri_path(
-    buf: &[u8],
+    s: &mut Scratch,
     uri: Span,
     route: RoutePath,
     script: Span,
     path_info: Span,
 ) -> Option<Span> {
+    let buf = &s.buf;
     let full = &buf[uri.0..uri.1];
     if !full.starts_with(b"/") {
         return None;
@@ -286,39 +309,102 @@ fn uri_path(
     // routed on (REQUEST_URI may predate a rewrite).
     let fits = rest.is_empty() || rest.starts_with(b"/");
     let rest_span = (path.1 - rest.len(), path.1);
-    (fits && same_path(rest, &buf[path_info.0..path_info.1])).then_some(rest_span)
+    (fits && same_resource(s, rest_span, path_info)).then_some(rest_span)
 }
 
-/// Whether the raw path `raw` decodes to `decoded` (or `decoded` is
-/// empty, as some web servers send it at the mount point itself).
-fn same_path(raw: &[u8], decoded: &[u8]) -> bool {
+/// Whether the raw path at `raw` names the resource that the decoded path
+/// at `decoded` (`PATH_INFO`) does once both are normalised as web
+/// servers normalise (percent-decoded, slashes merged, dot segments
+/// resolved): nginx and lighttpd pass such a normalised `PATH_INFO` while
+/// an HTTP proxy passes the client's path as it is. `%2F` in `decoded`
+/// also counts as a slash (Apache's `AllowEncodedSlashes NoDecode` leaves
+/// it encoded). An empty `decoded` (some web servers send it at the mount
+/// point itself) matches an empty or `/` raw path.
+fn same_resource(s: &mut Scratch, raw: Span, decoded: Span) -> bool {
+    let (buf, canon) = (&s.buf, &mut s.canon);
+    let (raw, decoded) = (&buf[raw.0..raw.1], &buf[decoded.0..decoded.1]);
     if decoded.is_empty() {
         return raw.is_empty() || raw == b"/";
     }
-    let mut want = decoded.iter();
+    canon.clear();
+    normalise(canon, raw, Decode::All);
+    let mid = canon.len();
+    normalise(canon, decoded, Decode::Slash);
+    if canon[..mid] == canon[mid..] {
+        return true;
+    }
+    canon.truncate(mid);
+    normalise(canon, decoded, Decode::Nothing);
+    canon[..mid] == canon[mid..]
+}
+
+/// Which escapes [`normalise`] decodes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decode {
+    All,
+    /// `%2F` and `%2f` only.
+    Slash,
+    Nothing,
+}
+
+/// Appends `path` to `out` percent-decoded (as `decode` says), with its
+/// slashes merged and its `.` and `..` segments resolved (never above the
+/// root), as RFC 3986 5.2.4 and the web servers do.
+fn normalise(out: &mut Vec<u8>, path: &[u8], decode: Decode) {
+    let start = out.len();
     let mut i = 0;
-    while i < raw.len() {
-        let escaped = match raw.get(i..i + 3) {
-            Some(&[b'%', h, l]) => hex(h).zip(hex(l)).map(|(h, l)| h * 16 + l),
+    while i < path.len() {
+        let escaped = match path.get(i..i + 3) {
+            Some(&[b'%', h, l]) if decode != Decode::Nothing => {
+                hex(h).zip(hex(l)).map(|(h, l)| h * 16 + l)
+            }
             _ => None,
         };
         let b = match escaped {
-            Some(b) => {
+            Some(b) if decode == Decode::All || b == b'/' => {
                 i += 2;
                 b
             }
-            None => raw[i],
+            _ => path[i],
         };
         i += 1;
-        if want.next() != Some(&b) {
-            return false;
+        if b == b'/' && out.len() > start && out[out.len() - 1] == b'/' {
+            continue;
         }
+        out.push(b);
+        resolve_dots(out, start, i == path.len());
     }
-    want.next().is_none()
+}
+
+/// Resolves a `.` or `..` segment just completed at the end of `out` (the
+/// normalised path from `start`): one followed by a slash, or at the end.
+fn resolve_dots(out: &mut Vec<u8>, start: usize, at_end: bool) {
+    let seg = &out[start..];
+    let (dot, dotdot): (&[u8], &[u8]) = if at_end {
+        (b"/.", b"/..")
+    } else {
+        (b"/./", b"/../")
+    };
+    if seg.ends_with(dot) {
+        out.truncate(out.len() - dot.len() + 1);
+    } else if seg.ends_with(dotdot) {
+        out.truncate(out.len() - dotdot.len());
+        let parent = out[start..]
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(start, |p| start + p);
+        out.truncate(parent);
+        out.push(b'/');
+    }
 }
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Whether `path` holds an encoded slash (`%2F`, either case).
+fn has_encoded_slash(path: &[u8]) -> bool {
+    path.windows(3).any(|w| w.eq_ignore_ascii_case(b"%2F"))
 }
 
 /// The parts of a URI that [`encode`] writes.
@@ -326,6 +412,8 @@ fn hex(b: u8) -> Option<u8> {
 enum Part {
     /// A decoded path (`SCRIPT_NAME`, `PATH_INFO`): `%` is encoded too.
     Path,
+    /// A decoded path in which `%2F` stays an encoded slash.
+    PathKeepingSlashes,
     /// A path as the client sent it (`REQUEST_URI`): its `%` escapes stay.
     RawPath,
     /// A query string as the client sent it.
@@ -345,14 +433,22 @@ fn encode(out: &mut Vec<u8>, src: &[u8], part: Part) {
 fn encode_within(buf: &mut Vec<u8>, src: Span, part: Part) {
     for i in src.0..src.1 {
         let b = buf[i];
-        encode_byte(buf, b, part);
+        let slash = part == Part::PathKeepingSlashes
+            && b == b'%'
+            && i + 3 <= src.1
+            && buf[i..i + 3].eq_ignore_ascii_case(b"%2F");
+        if slash {
+            buf.push(b'%');
+        } else {
+            encode_byte(buf, b, part);
+        }
     }
 }
 
 fn encode_byte(out: &mut Vec<u8>, b: u8, part: Part) {
     let plain = b.is_ascii_alphanumeric()
         || b"-._~!$&'()*+,;=:@/".contains(&b)
-        || (b == b'%' && part != Part::Path)
+        || (b == b'%' && part != Part::Path && part != Part::PathKeepingSlashes)
         || (b == b'?' && part == Part::Query);
     if plain {
         out.push(b);

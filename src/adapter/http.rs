@@ -48,11 +48,19 @@
 //! `/yourapplication/users/7`. By default its URI is `/users/7`: the path
 //! below the mount point (`SCRIPT_NAME`), as WSGI applications see it, so
 //! the same routes work at any mount point and at the root; the mount
-//! point is in the [`ScriptName`] extension, for making links. The path is
-//! taken from `REQUEST_URI` as the client encoded it when `REQUEST_URI`
-//! starts with the mount point and the rest decodes to `PATH_INFO`;
-//! otherwise (the web server rewrote the path) from `PATH_INFO`,
-//! percent-encoded.
+//! point is in the [`ScriptName`] extension, for making links.
+//!
+//! The path is the client's own, from `REQUEST_URI` as the client encoded
+//! it, as an HTTP server would hand it to the application, whenever
+//! `REQUEST_URI` starts with the mount point and the rest names the
+//! resource `PATH_INFO` names once both are normalised as web servers
+//! normalise (percent-decoded, slashes merged, `.` and `..` resolved): so
+//! `//a//b` and `/static/..%2fsecret` reach the application's routing and
+//! its own traversal checks as they do natively, not as the web server
+//! cleaned them. An encoded slash that the web server left encoded in
+//! `PATH_INFO` (Apache's `AllowEncodedSlashes NoDecode`) stays one. When
+//! the web server rewrote the request to another resource, the path is
+//! `PATH_INFO`, percent-encoded.
 //!
 //! With [`Builder::full_path`], the URI is the whole path the client
 //! asked for (`REQUEST_URI`; without it, `SCRIPT_NAME` and `PATH_INFO`),
@@ -63,7 +71,11 @@
 //!
 //! The status and headers go out as they are, except the hop-by-hop
 //! headers `Connection`, `Transfer-Encoding` and `Keep-Alive`; a body of
-//! known length gets a `Content-Length` unless the handler set one. The
+//! known length gets a `Content-Length` unless the handler set one. As an
+//! HTTP/1.1 server frames them: a 204 or 304 answer goes out without
+//! `Content-Length` and without a body; a HEAD answer without a body, with
+//! the `Content-Length` the handler set, or else its body's length when
+//! not zero (so a handler may answer HEAD as it answers GET). The
 //! body is anything that implements [`ResponseBody`]: `String`, `Vec<u8>`,
 //! `&'static str`, `Bytes`, `()`, or any [`io::Read`] wrapped in
 //! [`ReadBody`], which is streamed out in pieces. A handler that panics
@@ -75,7 +87,7 @@ use bytes::Bytes;
 
 pub use super::ext::{Https, RawParams, RemoteAddr, ScriptName};
 pub use super::stderr::Stderr;
-use super::{Finish, RoutePath, refuse, request_parts, write_head};
+use super::{Finish, RoutePath, no_body, refuse, request_parts, write_head};
 use crate::{Request, Response};
 
 /// The request body: read from the web server only as the handler reads
@@ -220,11 +232,21 @@ impl Builder {
                 Ok(parts) => parts,
                 Err(why) => return refuse(res, &why),
             };
+            let is_head = parts.method() == ::http::Method::HEAD;
             let request = parts.map(|()| Body { src: req });
             let mut finish = Finish { res, stderr };
             let (head, body) = f(request).into_parts();
-            write_head(finish.res, head.status, &head.headers, body.len_hint());
-            body.write_to(finish.res)?;
+            write_head(
+                finish.res,
+                is_head,
+                head.status,
+                &head.headers,
+                body.len_hint(),
+            );
+            // A HEAD answer has the GET's headers and no body.
+            if !is_head && !no_body(head.status) {
+                body.write_to(finish.res)?;
+            }
             finish.end()
         }
     }

@@ -28,24 +28,34 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Sets the response's status and headers, less the hop-by-hop ones, and
-/// `Content-Length` when the body's length is known and no header gives it.
+/// `Content-Length` when the body's length (`len`) is known and no header
+/// gives it, as an HTTP/1.1 server (hyper) frames it:
+///
+/// - a 1xx, 204 or 304 answer has no body and no `Content-Length`
+///   (RFC 9110 8.6: never in a 204; in a 304 only the length the 200
+///   would have had, which the empty body an application gives a 304 does
+///   not tell);
+/// - a HEAD answer (`head`) keeps the `Content-Length` the application
+///   set, the length of the GET body it would have sent, but none is
+///   derived from an empty body: frameworks (axum) answer HEAD with an
+///   empty body, which says nothing of the GET's length.
 pub(crate) fn write_head(
     res: &mut Response<'_>,
+    head: bool,
     status: StatusCode,
     headers: &HeaderMap,
     len: Option<u64>,
 ) {
     res.status(status.as_u16());
+    let bodiless = no_body(status);
     for (name, value) in headers {
-        if !is_hop_by_hop(name) {
+        let dropped = is_hop_by_hop(name) || (bodiless && name == header::CONTENT_LENGTH);
+        if !dropped {
             res.header_bytes(name.as_str(), value.as_bytes());
         }
     }
-    let bodiless = status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    if let (Some(len), false, false) = (len, bodiless, headers.contains_key(header::CONTENT_LENGTH))
-    {
+    let len = len.filter(|&n| !(bodiless || (head && n == 0)));
+    if let (Some(len), false) = (len, headers.contains_key(header::CONTENT_LENGTH)) {
         let mut digits = [0u8; 20];
         let n = {
             let mut w = &mut digits[..];
@@ -54,6 +64,13 @@ pub(crate) fn write_head(
         };
         res.header_bytes("content-length", &digits[..n]);
     }
+}
+
+/// Whether an answer with `status` has no body (1xx, 204, 304).
+pub(crate) fn no_body(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 /// Answers a request that is not valid HTTP with 400, and says why on the

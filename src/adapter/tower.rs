@@ -47,7 +47,9 @@
 //! server, so a streaming response (server-sent events, behind nginx with
 //! `fastcgi_buffering off`) reaches the client frame by frame. Trailers
 //! are dropped; hop-by-hop headers are not passed on; a body of exact
-//! length gets a `Content-Length` unless the service set one.
+//! length gets a `Content-Length` unless the service set one. 204, 304
+//! and HEAD answers are framed as `axum::serve` (hyper) frames them: see
+//! [the `http` adapter](crate::http#the-response).
 //!
 //! A service that fails (returns `Err`, panics, or its body fails before
 //! anything was sent) gives a 500 response, and the message goes to the
@@ -69,7 +71,7 @@ use tower_service::Service;
 
 pub use super::ext::{Https, RawParams, RemoteAddr, ScriptName};
 pub use super::stderr::Stderr;
-use super::{Finish, RoutePath, refuse, request_parts, write_head};
+use super::{Finish, RoutePath, no_body, refuse, request_parts, write_head};
 use crate::{Request, Response};
 
 /// Errors as tower and http-body pass them.
@@ -217,6 +219,7 @@ where
         Ok(parts) => parts,
         Err(why) => return refuse(res, &why),
     };
+    let is_head = parts.method() == ::http::Method::HEAD;
     let feed = Feed::for_request(req.content_length());
     // Dropped last: a body still held anywhere fails from then on.
     let _end = EndFeed(&feed);
@@ -239,7 +242,21 @@ where
         .map_err(io::Error::other)?;
     let (head, body) = response.into_parts();
     let len = body.size_hint().exact();
-    write_head(driver.out.res, head.status, &head.headers, len);
+    write_head(driver.out.res, is_head, head.status, &head.headers, len);
+    if is_head || no_body(head.status) {
+        // No body goes out; the service's is dropped unread, as hyper does.
+        return driver.out.end();
+    }
+    write_body(&mut driver, body)?;
+    driver.out.end()
+}
+
+/// Writes each data frame of `body` as it comes (trailers are dropped).
+fn write_body<B>(driver: &mut Driver<'_, '_, '_, '_>, body: B) -> io::Result<()>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
     let mut body = pin!(body);
     while let Some(frame) = driver.run(poll_fn(|cx| body.as_mut().poll_frame(cx)))? {
         let Ok(mut data) = frame.map_err(io::Error::other)?.into_data() else {
@@ -253,7 +270,7 @@ where
         }
         driver.unflushed = true;
     }
-    driver.out.end()
+    Ok(())
 }
 
 /// Polls futures on the worker thread, and does the worker's part while

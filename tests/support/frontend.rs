@@ -226,6 +226,12 @@ impl Frontend {
         Frontend::lighttpd_site(workdir, deploy(site_file))
     }
 
+    /// [`Frontend::lighttpd`] with `extra` added to the site's config.
+    pub fn lighttpd_with(app_name: &str, site_file: &str, extra: &str) -> Frontend {
+        let workdir = Frontend::workdir("lighttpd", app_name);
+        Frontend::lighttpd_site(workdir, deploy(site_file) + extra)
+    }
+
     /// lighttpd with deploy/lighttpd-authorizer.conf, the example `name`
     /// as the application (the authorizer and the responder), and under
     /// its docroot `yourapplication/hello.txt` (a static file) and an
@@ -280,7 +286,13 @@ impl Frontend {
 
     /// Apache 2.4 with mod_fcgid spawning the application.
     pub fn apache_fcgid(app_name: &str) -> Frontend {
-        Frontend::apache_fcgid_site("apache-fcgid.conf", app_name, "")
+        Frontend::apache_fcgid_site("apache-fcgid.conf", app_name, "", "")
+    }
+
+    /// [`Frontend::apache_fcgid`] with `extra` (which loads any further
+    /// module it needs) added to the config.
+    pub fn apache_fcgid_with(app_name: &str, extra: &str) -> Frontend {
+        Frontend::apache_fcgid_site("apache-fcgid.conf", app_name, "", extra)
     }
 
     /// Apache 2.4 with mod_fcgid and deploy/apache-fcgid-authorizer.conf,
@@ -291,7 +303,7 @@ impl Frontend {
     /// document root, as on a real host.
     pub fn apache_fcgid_authorizer(name: &str) -> Frontend {
         let conf = "apache-fcgid-authorizer.conf";
-        let fe = Frontend::apache_fcgid_site(conf, name, "srv");
+        let fe = Frontend::apache_fcgid_site(conf, name, "srv", "");
         let static_dir = fe.dir.path("htdocs/yourapplication");
         std::fs::create_dir_all(&static_dir).unwrap();
         std::fs::write(static_dir.join("hello.txt"), SECRET).unwrap();
@@ -300,8 +312,8 @@ impl Frontend {
 
     /// Apache 2.4 with mod_fcgid, deploy/`site_file`, spawning the
     /// example `name` from the subdirectory `sub` of the temp dir (`""`:
-    /// the temp dir itself).
-    fn apache_fcgid_site(site_file: &str, name: &str, sub: &str) -> Frontend {
+    /// the temp dir itself), `extra` added to the config.
+    fn apache_fcgid_site(site_file: &str, name: &str, sub: &str, extra: &str) -> Frontend {
         let (dir, app) = Frontend::workdir("apache", name);
         let app_dir = dir.0.join(sub);
         std::fs::create_dir_all(&app_dir).unwrap();
@@ -327,7 +339,7 @@ impl Frontend {
         let site = format!(
             "LoadModule alias_module {APACHE_MODULES}/mod_alias.so\n\
              LoadModule fcgid_module {APACHE_MODULES}/mod_fcgid.so\n\
-             FcgidIPCDir {d}/fcgid\nFcgidProcessTableFile {d}/fcgid/shm\n{site}"
+             FcgidIPCDir {d}/fcgid\nFcgidProcessTableFile {d}/fcgid/shm\n{site}\n{extra}"
         );
         let args = Frontend::apache_conf(&dir, port, &site);
         let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();

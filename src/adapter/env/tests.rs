@@ -144,7 +144,10 @@ const URI_CASES: &[UriCase] = &[
         RoutePath::Full,
         "/sub/hello?x",
     ),
-    // A path nginx normalized: the web server's view wins.
+    // A path nginx normalised (slashes merged, dot segments resolved,
+    // escapes decoded) is the same resource: the client's path is kept, as
+    // an HTTP proxy passes it, so the application's routing and its own
+    // traversal checks see what they see natively.
     (
         &[
             ("REQUEST_URI", "/app//x/../y"),
@@ -152,7 +155,75 @@ const URI_CASES: &[UriCase] = &[
             ("PATH_INFO", "/y"),
         ],
         RoutePath::BelowMount,
-        "/y",
+        "//x/../y",
+    ),
+    (
+        &[
+            ("REQUEST_URI", "//hello//world"),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", "/hello/world"),
+        ],
+        RoutePath::BelowMount,
+        "//hello//world",
+    ),
+    (
+        &[
+            ("REQUEST_URI", "/static/docs/..%2fhello.txt"),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", "/static/hello.txt"),
+        ],
+        RoutePath::BelowMount,
+        "/static/docs/..%2fhello.txt",
+    ),
+    (
+        &[
+            ("REQUEST_URI", "/a/./b/%2E%2E/c/.?q"),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", "/a/c/"),
+        ],
+        RoutePath::BelowMount,
+        "/a/./b/%2E%2E/c/.?q",
+    ),
+    // Apache's AllowEncodedSlashes NoDecode leaves `%2F` in PATH_INFO: the
+    // same resource, and the escape is not escaped again.
+    (
+        &[
+            ("REQUEST_URI", "/app/files/a%2Fb.txt"),
+            ("SCRIPT_NAME", "/app"),
+            ("PATH_INFO", "/files/a%2Fb.txt"),
+        ],
+        RoutePath::BelowMount,
+        "/files/a%2Fb.txt",
+    ),
+    // ... also where a rewrite makes PATH_INFO the path (.htaccess).
+    (
+        &[
+            ("REQUEST_URI", "/sub/files/a%2Fb%20c.txt"),
+            ("SCRIPT_NAME", "/sub/app.fcgi"),
+            ("PATH_INFO", "/files/a%2Fb c.txt"),
+        ],
+        RoutePath::BelowMount,
+        "/files/a%2Fb%20c.txt",
+    ),
+    // A rewrite to another path is followed (the raw path names another
+    // resource), also when only a dot segment or a slash tells them apart.
+    (
+        &[
+            ("REQUEST_URI", "/a/../b"),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", "/a/b"),
+        ],
+        RoutePath::BelowMount,
+        "/a/b",
+    ),
+    (
+        &[
+            ("REQUEST_URI", "/a/b/"),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", "/a/b"),
+        ],
+        RoutePath::BelowMount,
+        "/a/b",
     ),
     // No REQUEST_URI: SCRIPT_NAME and PATH_INFO, percent-encoded.
     (
@@ -447,9 +518,53 @@ fn percent_encoding_by_part() {
     assert_eq!(enc(b"/a b/%41?#", Part::RawPath), "/a%20b/%41%3F%23");
     assert_eq!(enc(b"x=/a b?%41#", Part::Query), "x=/a%20b?%41%23");
     assert_eq!(enc("é\x7f".as_bytes(), Part::Path), "%C3%A9%7F");
-    assert!(same_path(b"/a%2Fb", b"/a/b"));
-    assert!(same_path(b"/a%2", b"/a%2"));
-    assert!(!same_path(b"/a/b", b"/a/c"));
-    assert!(!same_path(b"/a", b"/ab"));
-    assert!(same_path(b"/", b""));
+}
+
+#[test]
+fn normalised_paths() {
+    let norm = |path: &str, decode| {
+        let mut out = b"kept".to_vec();
+        normalise(&mut out, path.as_bytes(), decode);
+        String::from_utf8(out[4..].to_vec()).unwrap()
+    };
+    let cases = [
+        ("/a%2Fb", Decode::All, "/a/b"),
+        ("/a%2", Decode::All, "/a%2"),
+        ("//a///b//", Decode::All, "/a/b/"),
+        ("/a/./b/../c", Decode::All, "/a/c"),
+        ("/a/b/..", Decode::All, "/a/"),
+        ("/a/b/.", Decode::All, "/a/b/"),
+        ("/../../x", Decode::All, "/x"),
+        ("/..", Decode::All, "/"),
+        ("/a/..%2f..%2Fb", Decode::All, "/b"),
+        ("/a./.b/...", Decode::All, "/a./.b/..."),
+        ("/%2e%2E/a", Decode::All, "/a"),
+        ("/a%2Fb%41", Decode::Slash, "/a/b%41"),
+        ("/a%2Fb", Decode::Nothing, "/a%2Fb"),
+    ];
+    for (path, decode, want) in cases {
+        assert_eq!(norm(path, decode), want, "{path}");
+    }
+}
+
+#[test]
+fn same_resource_cases() {
+    let same = |raw: &str, decoded: &str| {
+        let mut s = Scratch::default();
+        s.buf.extend_from_slice(raw.as_bytes());
+        s.buf.extend_from_slice(decoded.as_bytes());
+        let r = (0, raw.len());
+        let d = (r.1, s.buf.len());
+        same_resource(&mut s, r, d)
+    };
+    assert!(same("/a%2Fb", "/a/b"));
+    assert!(same("/a%2", "/a%2"));
+    assert!(same("//a/./b", "/a/b"));
+    assert!(same("/a%2Fb", "/a%2Fb"));
+    assert!(same("/a%252Fb", "/a%2Fb"));
+    assert!(!same("/a/b", "/a/c"));
+    assert!(!same("/a", "/ab"));
+    assert!(!same("/a/", "/a"));
+    assert!(same("/", ""));
+    assert!(!same("/x", ""));
 }
