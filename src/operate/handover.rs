@@ -66,7 +66,8 @@ impl Origin {
     pub(crate) fn take() -> Origin {
         let var = |name| std::env::var(name).ok();
         let generation = var(GENERATION_VAR).and_then(|v| v.parse().ok());
-        let ours = var("LISTEN_PID").and_then(|v| v.parse::<u32>().ok()) == Some(std::process::id())
+        let ours = var("LISTEN_PID").and_then(|v| v.parse::<u32>().ok())
+            == Some(std::process::id())
             && var("LISTEN_FDS").is_some_and(|v| v.parse::<u32>().is_ok_and(|n| n >= 1));
         let ready = var(READY_FD_VAR)
             .and_then(|v| v.parse::<RawFd>().ok())
@@ -220,7 +221,9 @@ impl Handover {
             notifier,
             stop: Arc::clone(stop),
             usr2,
-            recycle: recycle.clone().map_or_else(|| EventFd::new().map(Arc::new), Ok)?,
+            recycle: recycle
+                .clone()
+                .map_or_else(|| EventFd::new().map(Arc::new), Ok)?,
             handed_to: Arc::clone(&handed_to),
         };
         let thread = std::thread::Builder::new()
@@ -353,8 +356,8 @@ impl Watch {
             pid_var: "LISTEN_PID",
             fds: &fds,
         };
-        let pid = spawn::spawn(&cmd)
-            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let pid =
+            spawn::spawn(&cmd).map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         // The new process holds the only write end now: its end (or its
         // exit) reads as end of file.
         drop(ready_w);
@@ -392,7 +395,12 @@ impl Watch {
                 let msg = format!(
                     "SIGUSR2 received; refused: the hand-over to pid {pid} is still under way"
                 );
-                log::event(Level::Warn, "handover_refused", &[("cause", &"SIGUSR2")], &msg);
+                log::event(
+                    Level::Warn,
+                    "handover_refused",
+                    &[("cause", &"SIGUSR2")],
+                    &msg,
+                );
             }
             if limit {
                 self.recycle.drain();
@@ -476,7 +484,11 @@ mod tests {
                 .count()
         };
         assert_eq!(count("LISTEN_FDS="), 1);
-        assert_eq!(count("LISTEN_PID="), 0, "added by the spawn, with the child's id");
+        assert_eq!(
+            count("LISTEN_PID="),
+            0,
+            "added by the spawn, with the child's id"
+        );
         assert_eq!(count("FCGI_GENERATION="), 1);
     }
 
@@ -484,7 +496,12 @@ mod tests {
     fn only_sockets_of_our_own_or_systemd_are_handed_over() {
         assert!(Source::Bound.refusal().is_none());
         assert!(Source::Activated.refusal().is_none());
-        assert!(Source::Inherited.refusal().unwrap().contains("descriptor 0"));
+        assert!(
+            Source::Inherited
+                .refusal()
+                .unwrap()
+                .contains("descriptor 0")
+        );
         assert!(Source::Given.refusal().is_some());
     }
 }

@@ -64,7 +64,11 @@ impl AsFd for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Some(path) = self.unlink.as_ref().filter(|_| !self.handed_over.load(SeqCst)) {
+        if let Some(path) = self
+            .unlink
+            .as_ref()
+            .filter(|_| !self.handed_over.load(SeqCst))
+        {
             let _ = std::fs::remove_file(path);
         }
     }

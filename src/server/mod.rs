@@ -416,7 +416,11 @@ where
         let bind = self.bind.as_deref();
         if origin.handed_over() {
             if let Some(l) = listener::systemd(bind)? {
-                let source = if bind.is_some() { Source::Bound } else { Source::Activated };
+                let source = if bind.is_some() {
+                    Source::Bound
+                } else {
+                    Source::Activated
+                };
                 return Ok(Some((l, source)));
             }
         }
@@ -570,7 +574,9 @@ where
         };
         self.ops.log_start(&at, workers, origin.generation);
         if !origin.announce() {
-            notifier.as_ref().inspect(|n| n.ready(&format!("serving on {at}")));
+            notifier
+                .as_ref()
+                .inspect(|n| n.ready(&format!("serving on {at}")));
         }
         running.supervise(stop);
         let handed_to = handover.handed_to();

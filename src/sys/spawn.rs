@@ -73,8 +73,16 @@ struct Prepared {
 impl Prepared {
     fn new(cmd: &Command<'_>) -> io::Result<Prepared> {
         let program = cstring(cmd.program.as_os_str())?;
-        let args: Vec<CString> = cmd.args.iter().map(|a| cstring(a)).collect::<io::Result<_>>()?;
-        let env: Vec<CString> = cmd.env.iter().map(|e| cstring(e)).collect::<io::Result<_>>()?;
+        let args: Vec<CString> = cmd
+            .args
+            .iter()
+            .map(|a| cstring(a))
+            .collect::<io::Result<_>>()?;
+        let env: Vec<CString> = cmd
+            .env
+            .iter()
+            .map(|e| cstring(e))
+            .collect::<io::Result<_>>()?;
         let mut pid_slot = format!("{}=", cmd.pid_var).into_bytes();
         let pid_at = pid_slot.len();
         pid_slot.resize(pid_at + PID_ROOM, 0);
@@ -174,7 +182,11 @@ fn exec_child(prep: &Prepared, report: RawFd) -> ! {
                 fail_child(report);
             }
         }
-        libc::execve(prep.program.as_ptr(), prep.argv.as_ptr(), prep.envp.as_ptr());
+        libc::execve(
+            prep.program.as_ptr(),
+            prep.argv.as_ptr(),
+            prep.envp.as_ptr(),
+        );
         fail_child(report)
     }
 }
@@ -234,7 +246,9 @@ pub(crate) fn wait(pid: u32, limit: Option<Duration>) -> io::Result<Option<Ended
     loop {
         let mut status: libc::c_int = 0;
         // SAFETY: `status` is valid for writes; WNOHANG never blocks.
-        let got = retry(|| cvt(unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) }))?;
+        let got = retry(|| {
+            cvt(unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) })
+        })?;
         if got != 0 {
             return Ok(Some(if libc::WIFSIGNALED(status) {
                 Ended::Signalled(libc::WTERMSIG(status))
