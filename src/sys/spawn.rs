@@ -245,8 +245,8 @@ pub(crate) fn wait(pid: u32, limit: Option<Duration>) -> io::Result<Option<Ended
     let deadline = limit.map(|d| std::time::Instant::now() + d);
     loop {
         let mut status: libc::c_int = 0;
-        // SAFETY: `status` is valid for writes; WNOHANG never blocks.
         let got = retry(|| {
+            // SAFETY: `status` is valid for writes; WNOHANG never blocks.
             cvt(unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) })
         })?;
         if got != 0 {
