@@ -305,7 +305,8 @@ fn a_new_binary_that_fails_leaves_the_old_one_serving() {
         ),
         ("this is not a program\n", "Exec format error"),
         (
-            "#!/bin/sh\nexec sleep 30\n",
+            // Runs on, as `sh PROGRAM SOCKET`, without ever serving.
+            "#!/bin/sh\nwhile :; do sleep 0.1; done\n",
             "did not say it was serving within 1.5s",
         ),
     ];

@@ -24,8 +24,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,15 @@ const LISTEN_FD: RawFd = 3;
 const READY_FD: RawFd = 4;
 /// What it says.
 const READY: &[u8] = b"READY=1\n";
+/// How long this process goes on serving what it accepted, after it
+/// stopped accepting, before it drains: a connection accepted just before
+/// may have its first request still on the way (the web server connects,
+/// then writes), and a connection closed before that request arrived would
+/// fail it.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// What makes the pool stop accepting (see `Running::accept_stopper`).
+type Stopper = Box<dyn Fn() + Send + Sync>;
 
 /// How this process was started, as far as hand-overs go.
 #[derive(Debug)]
@@ -178,11 +187,11 @@ pub(crate) struct Setup {
 }
 
 /// The thread that hands over when asked, while the server runs.
-#[derive(Debug)]
 pub(crate) struct Handover {
     thread: Option<JoinHandle<()>>,
     recycle: Option<Arc<EventFd>>,
     handed_to: Arc<AtomicU32>,
+    stopper: Arc<OnceLock<Stopper>>,
 }
 
 impl Handover {
@@ -199,11 +208,13 @@ impl Handover {
             .then(|| EventFd::new().map(Arc::new))
             .transpose()?;
         let handed_to = Arc::new(AtomicU32::new(0));
+        let stopper = Arc::new(OnceLock::new());
         if !setup.signal && recycle.is_none() {
             return Ok(Handover {
                 thread: None,
                 recycle,
                 handed_to,
+                stopper,
             });
         }
         let usr2 = Arc::new(EventFd::new()?);
@@ -225,6 +236,7 @@ impl Handover {
                 .clone()
                 .map_or_else(|| EventFd::new().map(Arc::new), Ok)?,
             handed_to: Arc::clone(&handed_to),
+            stopper: Arc::clone(&stopper),
         };
         let thread = std::thread::Builder::new()
             .name("fcgi-handover".to_owned())
@@ -233,7 +245,14 @@ impl Handover {
             thread: Some(thread),
             recycle,
             handed_to,
+            stopper,
         })
+    }
+
+    /// Gives the thread what makes the pool stop accepting, once the pool
+    /// runs. Without it, a hand-over stops the server at once.
+    pub(crate) fn set_accept_stopper(&self, stop_accepting: impl Fn() + Send + Sync + 'static) {
+        let _ = self.stopper.set(Box::new(stop_accepting));
     }
 
     /// What the pool notifies when `max_requests` is reached, when that
@@ -267,6 +286,7 @@ struct Watch {
     usr2: Arc<EventFd>,
     recycle: Arc<EventFd>,
     handed_to: Arc<AtomicU32>,
+    stopper: Arc<OnceLock<Stopper>>,
 }
 
 impl Watch {
@@ -322,7 +342,7 @@ impl Watch {
                      this process stops accepting and finishes its requests"
                 );
                 log::event(Level::Info, "handed_over", &[("to", &pid)], &msg);
-                self.stop.notify();
+                self.stop_accepting_then_stop();
                 true
             }
             Err(why) => {
@@ -334,6 +354,17 @@ impl Watch {
                 false
             }
         }
+    }
+
+    /// Stops accepting, serves what was accepted a moment longer (see
+    /// [`SETTLE`]), then stops the server, which drains as on SIGTERM.
+    fn stop_accepting_then_stop(&self) {
+        if let Some(stop_accepting) = self.stopper.get() {
+            stop_accepting();
+            // Cut short by a stop signal.
+            let _ = spawn::poll_any([self.stop.as_fd()], Some(SETTLE));
+        }
+        self.stop.notify();
     }
 
     /// Starts the new process and waits until it serves; returns its id.

@@ -170,6 +170,19 @@ impl Running {
         }
     }
 
+    /// What makes the pool stop accepting while it goes on serving what
+    /// it has: for a hand-over, once the new process accepts from the
+    /// same socket. Does nothing once the pool is gone.
+    pub(crate) fn accept_stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.poller.stop_listening();
+                shared.acceptor.close_now();
+            }
+        }
+    }
+
     /// Stops accepting, lets the workers finish the requests in flight
     /// within `grace`, and returns (without the workers still running).
     pub(crate) fn shut_down(self, grace: Duration) {

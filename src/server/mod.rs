@@ -572,6 +572,7 @@ where
                 return Err(e);
             }
         };
+        handover.set_accept_stopper(running.accept_stopper());
         self.ops.log_start(&at, workers, origin.generation);
         if !origin.announce() {
             notifier

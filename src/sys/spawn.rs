@@ -322,6 +322,31 @@ pub(crate) fn restore_handover_signal() {
 mod tests {
     use super::*;
 
+    /// Runs `script` under /bin/sh with a pipe's write end on fd 3;
+    /// returns how it ended.
+    fn run_sh(script: &str, program: &str) -> io::Result<Ended> {
+        let (_r, w) = pipe()?;
+        let args: Vec<OsString> = vec!["sh".into(), "-c".into(), script.into()];
+        let env: Vec<OsString> = vec!["PATH=/usr/bin:/bin".into()];
+        let fds = [(w.as_fd(), 3)];
+        let pid = spawn(&Command {
+            program: Path::new(program),
+            args: &args,
+            env: &env,
+            pid_var: "LISTEN_PID",
+            fds: &fds,
+        })?;
+        Ok(wait(pid, Some(Duration::from_secs(10)))?.expect("it ended"))
+    }
+
+    #[test]
+    fn the_child_sees_its_own_pid_and_the_descriptor_in_place() {
+        let script = r#"[ "$LISTEN_PID" = "$$" ] || exit 1; [ -p /dev/fd/3 ] || exit 2; exit 7"#;
+        assert_eq!(run_sh(script, "/bin/sh").unwrap(), Ended::Exited(7));
+        let err = run_sh("exit 0", "/nonexistent/program").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
     #[test]
     fn digits_are_written_with_a_nul() {
         for (n, want) in [(0u64, &b"0\0"[..]), (7, b"7\0"), (4242, b"4242\0")] {
