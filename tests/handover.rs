@@ -462,3 +462,102 @@ fn sigusr2_is_refused_for_the_socket_inherited_on_fd_0() {
     signal(child.id(), "TERM");
     assert!(child.wait().unwrap().success());
 }
+
+/// Under systemd socket activation (the socket on fd 3, `LISTEN_PID` the
+/// process's own): SIGUSR2 hands over, and the socket file, systemd's,
+/// stays when the last process stops.
+#[test]
+fn socket_activation_hands_over_and_leaves_the_socket_file() {
+    let dir = TempDir::new("activated");
+    let path = dir.path("activated.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let inode = listening_inode(&path).unwrap();
+    let log = dir.path("app.log");
+    // The shell moves the socket to fd 3 and execs the app with its own
+    // pid in LISTEN_PID, as systemd does.
+    let mut first = Command::new("sh")
+        .arg("-c")
+        .arg("exec 3<&0 0</dev/null; LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\"")
+        .arg(example("echo"))
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = path.to_str().unwrap();
+    assert_eq!(
+        connect_retry(addr)
+            .request(get(""), &b""[..])
+            .unwrap()
+            .status,
+        200
+    );
+    signal(first.id(), "USR2");
+    assert!(
+        first.wait().unwrap().success(),
+        "the first process hands over and exits"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let new: u32 = text
+        .split(" event=handed_over ")
+        .nth(1)
+        .and_then(|r| r.split(" to=").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    let res = connect_retry(addr).request(get(""), &b""[..]).unwrap();
+    assert_eq!(res.status, 200, "the new process serves");
+    assert_eq!(listening_inode(&path), Some(inode));
+    signal(new, "TERM");
+    assert!(eventually(LONG, || !alive(new)));
+    assert!(path.exists(), "the socket file is systemd's: it stays");
+}
+
+/// Every echo application (on each adapter, with its feature) hands over
+/// on SIGUSR2.
+fn hands_over(name: &str) {
+    let dir = TempDir::new("each");
+    let sock = dir.path("app.sock");
+    let mut first = Command::new(example(name))
+        .arg(&sock)
+        .env("FCGI_STATUS_PATH", "/st")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = sock.to_str().unwrap();
+    assert_eq!(
+        connect_retry(addr)
+            .request(get(""), &b""[..])
+            .unwrap()
+            .status,
+        200
+    );
+    signal(first.id(), "USR2");
+    assert!(
+        first.wait().unwrap().success(),
+        "{name}: handed over and exited"
+    );
+    let mut c = connect_retry(addr);
+    let res = c.request(get(""), &b""[..]).unwrap();
+    assert_eq!(res.status, 200);
+    let mut c = connect_retry(addr);
+    let status = c.request(status_params("/st"), &b""[..]).unwrap();
+    let text = String::from_utf8_lossy(&status.body).into_owned();
+    assert!(text.contains("fcgi_generation"), "{text}");
+    let generation = text
+        .lines()
+        .find(|l| l.starts_with("fcgi_generation"))
+        .and_then(|l| l.split_whitespace().nth(1));
+    assert_eq!(generation, Some("1"), "{name}: {text}");
+    stop_all(addr);
+}
+
+fn status_params(path: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("REQUEST_METHOD", "GET".into()),
+        ("QUERY_STRING", String::new()),
+        ("SCRIPT_NAME", path.into()),
+    ]
+}
+
+support::each_echo_app! {
+    each_app_hands_over => hands_over;
+}
