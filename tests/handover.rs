@@ -88,6 +88,18 @@ fn listening_inode(path: &Path) -> Option<u64> {
     })
 }
 
+/// [`listening_inode`], once the application listens (its socket file
+/// appears a moment before).
+fn listening(path: &Path) -> u64 {
+    let mut inode = None;
+    let ok = eventually(LONG, || {
+        inode = listening_inode(path);
+        inode.is_some()
+    });
+    assert!(ok, "nothing listens on {}", path.display());
+    inode.unwrap()
+}
+
 /// Puts a copy of `from` at `app` the way a deployment does (a new file
 /// renamed over the old one); returns its inode number.
 fn install(app: &Path, from: &Path) -> u64 {
@@ -153,7 +165,7 @@ fn hand_over_under_load(keep_conn: bool) {
     let fe = nginx(keep_conn, &[("FCGI_STATUS_PATH", "/fcgi-status")]);
     let sock = fe.dir.path("app.sock");
     let needle = sock.to_str().unwrap().to_owned();
-    let inode = listening_inode(&sock).expect("the socket listens");
+    let inode = listening(&sock);
     let file = std::fs::metadata(&sock).unwrap().ino();
     let load = Load::start(fe.port, CLIENTS);
     assert!(load.wait_for(100, LONG), "the load does not run");
@@ -242,7 +254,7 @@ fn recycle_under_load(keep_conn: bool) {
     let fe = nginx(keep_conn, &[("FCGI_MAX_REQUESTS", "2000")]);
     let sock = fe.dir.path("app.sock");
     let needle = sock.to_str().unwrap().to_owned();
-    let inode = listening_inode(&sock).expect("the socket listens");
+    let inode = listening(&sock);
     let load = Load::start(fe.port, CLIENTS);
     let clock = Instant::now();
     started(&fe, 3);
