@@ -82,7 +82,13 @@ impl Origin {
             .and_then(|v| v.parse::<RawFd>().ok())
             .filter(|&fd| ours && fd > 2)
             .and_then(|fd| sys::adopt_inherited_fd(fd).ok());
-        sys::clear_start_env(&[GENERATION_VAR, READY_FD_VAR]);
+        let set: Vec<&str> = [GENERATION_VAR, READY_FD_VAR]
+            .into_iter()
+            .filter(|name| std::env::var_os(name).is_some())
+            .collect();
+        if !set.is_empty() {
+            sys::clear_start_env(&set);
+        }
         Origin {
             generation: generation.unwrap_or(0),
             ready,
