@@ -229,8 +229,8 @@ where
 
     /// Whether SIGTERM, SIGINT, SIGHUP and SIGUSR1 shut the server down
     /// gracefully, and SIGUSR2 hands the listening socket over to a fresh
-    /// start of the program (see [`handover_timeout`](Server::handover_timeout))
-    /// (default: yes). Switch it off in a program that handles signals
+    /// start of the program (see [`handover_timeout`](Server::handover_timeout);
+    /// default: yes). Switch it off in a program that handles signals
     /// itself; it can stop the server with a [`ShutdownHandle`].
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.handle_signals = on;
@@ -268,8 +268,8 @@ where
     /// and drains as on SIGTERM; the socket never closes in between. The
     /// socket inherited on fd 0 from a web server (lighttpd, mod_fcgid,
     /// spawn-fcgi) is not handed over: SIGUSR2 is refused with a log line
-    /// there. The upgrade guide (`fcgi_server::guide::upgrade`) shows it
-    /// under systemd.
+    /// there. The [upgrade guide](crate::guide::upgrade) shows it under
+    /// systemd.
     pub fn handover_timeout(mut self, d: Duration) -> Self {
         self.handover_timeout = d;
         self
