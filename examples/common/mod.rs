@@ -4,8 +4,15 @@
 //! bind, a unix socket path or `HOST:PORT`. `FCGI_WORKERS` sizes the pool;
 //! the operating knobs (`FCGI_STATUS_PATH`, `FCGI_PING_PATH`,
 //! `FCGI_STATUS_LISTEN`, `FCGI_SLOW_MS`, `FCGI_REQUEST_TIMEOUT_MS`,
-//! `FCGI_ACCESS_LOG`, `FCGI_MULTIPLEX`) turn on the server setting of the
-//! same meaning.
+//! `FCGI_ACCESS_LOG`, `FCGI_MULTIPLEX`, `FCGI_MAX_REQUESTS`,
+//! `FCGI_HANDOVER_TIMEOUT_MS`) turn on the server setting of the same
+//! meaning.
+//!
+//! Signals: SIGTERM drains and exits; SIGUSR2 hands the listening socket
+//! to a fresh start of the same program path and drains (when the
+//! application bound it, or got it from systemd; refused, with a log
+//! line, for the socket inherited on fd 0). `FCGI_MAX_REQUESTS=N`
+//! replaces the process the same way after N requests.
 
 use std::io;
 use std::time::Duration;
@@ -75,6 +82,12 @@ where
     }
     if let Some(path) = env("FCGI_ACCESS_LOG") {
         server = server.access_log(path);
+    }
+    if let Some(n) = env("FCGI_MAX_REQUESTS").and_then(|v| v.parse().ok()) {
+        server = server.max_requests(n);
+    }
+    if let Some(d) = millis("FCGI_HANDOVER_TIMEOUT_MS") {
+        server = server.handover_timeout(d);
     }
     server
 }

@@ -3,6 +3,8 @@
 //! watchdog (slow-request log, request timeout), the access log, the
 //! panic report, and the events of start-up and shutdown.
 
+pub(crate) mod handover;
+pub(crate) mod notify;
 pub(crate) mod status_listen;
 pub(crate) mod watchdog;
 
@@ -126,12 +128,13 @@ impl Ops {
     }
 
     /// Logs the start-up: the socket, the pool's size, what is on.
-    pub(crate) fn log_start(&self, at: &str, workers: usize) {
+    pub(crate) fn log_start(&self, at: &str, workers: usize, generation: u64) {
         let version = env!("CARGO_PKG_VERSION");
         let mut fields: Vec<Field<'_>> = vec![
             ("listen", &at),
             ("workers", &workers),
             ("version", &version),
+            ("generation", &generation),
         ];
         let named = [
             ("status_path", &self.status_path),

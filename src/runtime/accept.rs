@@ -58,6 +58,12 @@ impl Acceptor {
         }
     }
 
+    /// Closes the listening socket now, waiting for a worker that accepts
+    /// from it this moment: no connection is accepted after this returns.
+    pub(crate) fn close_now(&self) {
+        *self.listener.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Accepts one connection, if one is waiting. When accepting fails
     /// for a reason of the listener's (out of descriptors), the poller
     /// stops watching it for a while.

@@ -4,9 +4,12 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use crate::client::Address;
 use crate::sys;
@@ -19,11 +22,37 @@ const BACKLOG: i32 = 1024;
 pub(crate) struct Listener {
     fd: OwnedFd,
     unlink: Option<PathBuf>,
+    /// Set once the socket was handed to a new process: its path is the
+    /// new process's then, and stays.
+    handed_over: Arc<AtomicBool>,
 }
 
 impl Listener {
     pub(crate) fn from_fd(fd: OwnedFd) -> Listener {
-        Listener { fd, unlink: None }
+        Listener {
+            fd,
+            unlink: None,
+            handed_over: Arc::default(),
+        }
+    }
+
+    /// The socket passed by a hand-over, for a server configured to bind
+    /// `bind`: when that is the socket's own path, the path is removed
+    /// when done, as if this process had bound it.
+    pub(crate) fn taken_over(fd: OwnedFd, bind: Option<&str>) -> Listener {
+        let mut listener = Listener::from_fd(fd);
+        if let Some(Address::Unix(path)) = bind.map(Address::parse) {
+            let own = sys::local_addr(listener.fd.as_fd());
+            if own.is_ok_and(|a| a == sys::LocalAddr::Unix(path.as_os_str().as_bytes().to_vec())) {
+                listener.unlink = Some(path);
+            }
+        }
+        listener
+    }
+
+    /// A flag that keeps the socket's path when set: for the hand-over.
+    pub(crate) fn handed_over_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.handed_over)
     }
 }
 
@@ -35,7 +64,11 @@ impl AsFd for Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Some(path) = &self.unlink {
+        if let Some(path) = self
+            .unlink
+            .as_ref()
+            .filter(|_| !self.handed_over.load(SeqCst))
+        {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -72,6 +105,7 @@ fn bind_unix(path: &Path, mode: u32) -> io::Result<Listener> {
     Ok(Listener {
         fd,
         unlink: Some(path.to_owned()),
+        handed_over: Arc::default(),
     })
 }
 
@@ -135,7 +169,11 @@ pub(crate) fn inherited() -> io::Result<Option<Listener>> {
 ///
 /// Must be called before the crate starts threads (see
 /// [`sys::clear_socket_activation_env`]).
-pub(crate) fn systemd() -> io::Result<Option<Listener>> {
+///
+/// `bind` is the address the server was told to bind, for a socket passed
+/// by a hand-over: when it is the socket's own path, the path is removed
+/// when done (see [`Listener::taken_over`]).
+pub(crate) fn systemd(bind: Option<&str>) -> io::Result<Option<Listener>> {
     let pid = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|v| v.parse::<u32>().ok());
@@ -161,7 +199,7 @@ pub(crate) fn systemd() -> io::Result<Option<Listener>> {
             "systemd passed more than one socket; serving the first only",
         );
     }
-    Ok(Some(Listener::from_fd(fd)))
+    Ok(Some(Listener::taken_over(fd, bind)))
 }
 
 /// The peers allowed to connect over TCP, from `FCGI_WEB_SERVER_ADDRS`

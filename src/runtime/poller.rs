@@ -397,6 +397,13 @@ impl Poller {
         self.listener_resumes.store(at, Ordering::SeqCst);
     }
 
+    /// Stops watching the listening socket for good: after a hand-over,
+    /// another process accepts from it.
+    pub(crate) fn stop_listening(&self) {
+        self.listener_resumes.store(0, Ordering::SeqCst);
+        self.watch_listener(false);
+    }
+
     fn watch_listener(&self, on: bool) {
         if let Err(e) = self.epoll.set_level(self.listener, LISTENER, on) {
             log::error(

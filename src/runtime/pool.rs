@@ -38,6 +38,9 @@ pub(crate) struct Settings {
     pub(crate) idle_timeout: Duration,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) max_requests: Option<u64>,
+    /// Notified each time `max_requests` more requests are served, when
+    /// the server recycles by handing over (`None`: it stops instead).
+    pub(crate) recycle: Option<Arc<EventFd>>,
     /// The TCP peers allowed, when limited.
     pub(crate) allow: Option<AllowList>,
     /// Where the workers count.
@@ -57,6 +60,7 @@ struct Shared {
     stop: Arc<EventFd>,
     served: AtomicU64,
     max_requests: Option<u64>,
+    recycle: Option<Arc<EventFd>>,
     workers: Workers,
     acceptor: Acceptor,
     /// Fires when a worker wants another started (see [`Running::supervise`]).
@@ -96,6 +100,7 @@ pub(crate) fn start(
         idle_timeout,
         write_timeout,
         max_requests,
+        recycle,
         allow,
         metrics,
     } = settings;
@@ -123,6 +128,7 @@ pub(crate) fn start(
         stop,
         served: AtomicU64::new(0),
         max_requests,
+        recycle,
         acceptor: Acceptor::new(listener, allow, timeouts)?,
         metrics,
     });
@@ -160,6 +166,19 @@ impl Running {
                     log::error("poll_failed", &format!("waiting for shutdown failed: {e}"));
                     thread::sleep(Duration::from_millis(100));
                 }
+            }
+        }
+    }
+
+    /// What makes the pool stop accepting while it goes on serving what
+    /// it has: for a hand-over, once the new process accepts from the
+    /// same socket. Does nothing once the pool is gone.
+    pub(crate) fn accept_stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::downgrade(&self.shared);
+        move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.poller.stop_listening();
+                shared.acceptor.close_now();
             }
         }
     }
@@ -263,8 +282,12 @@ impl Control for Shared {
         let Some(max) = self.max_requests else {
             return;
         };
-        if self.served.fetch_add(1, Ordering::Relaxed) + 1 == max {
-            self.stop();
+        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        match &self.recycle {
+            // Asked again after as many more, should a hand-over fail.
+            Some(recycle) if served % max == 0 => recycle.notify(),
+            None if served == max => self.stop(),
+            _ => {}
         }
     }
 }

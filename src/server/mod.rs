@@ -15,6 +15,8 @@ use crate::handler::response::Response;
 use crate::observe::log::{self, Level};
 use crate::observe::metrics::{MetricsHandle, Registry};
 use crate::observe::panic_report;
+use crate::operate::handover::{self, Handover, Origin, Source};
+use crate::operate::notify::Notifier;
 use crate::operate::{Opened, Ops};
 use crate::protocol::Role;
 use crate::runtime::cgi::{self, Cgi};
@@ -54,6 +56,7 @@ pub struct Server<H> {
     grace: Duration,
     handle_signals: bool,
     max_requests: Option<u64>,
+    handover_timeout: Duration,
     shutdown: ShutdownHandle,
     ops: Ops,
     metrics: Arc<Registry>,
@@ -88,6 +91,7 @@ where
             grace: Duration::from_secs(3),
             handle_signals: true,
             max_requests: None,
+            handover_timeout: Duration::from_secs(30),
             shutdown: ShutdownHandle::new(),
             ops: Ops::default(),
             metrics: Registry::new(),
@@ -224,20 +228,50 @@ where
     }
 
     /// Whether SIGTERM, SIGINT, SIGHUP and SIGUSR1 shut the server down
-    /// gracefully (default: yes). Switch it off in a program that handles
-    /// signals itself; it can stop the server with a [`ShutdownHandle`].
+    /// gracefully, and SIGUSR2 hands the listening socket over to a fresh
+    /// start of the program (see [`handover_timeout`](Server::handover_timeout);
+    /// default: yes). Switch it off in a program that handles signals
+    /// itself; it can stop the server with a [`ShutdownHandle`].
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.handle_signals = on;
         self
     }
 
-    /// Shuts down gracefully after `n` requests, so that the process that
-    /// spawned this one (mod_fcgid, lighttpd) starts a fresh one: the
-    /// counterpart of `FcgidMaxRequestsPerProcess` and PHP-FPM's
-    /// `pm.max_requests`. No request is cut off; kept-open connections are
-    /// closed after their current request. Default: no limit.
+    /// Replaces the process after `n` requests: the counterpart of
+    /// `FcgidMaxRequestsPerProcess` and PHP-FPM's `pm.max_requests`. No
+    /// request is cut off; kept-open connections are closed after their
+    /// current request. Default: no limit.
+    ///
+    /// Where the server bound its socket ([`bind`](Server::bind)) or got
+    /// it from systemd, it hands the socket over to a fresh start of the
+    /// program, as on SIGUSR2, so that someone accepts at every moment
+    /// (should that fail, it goes on serving and tries again after `n`
+    /// more). Otherwise (the socket inherited on fd 0 from lighttpd or
+    /// mod_fcgid, or given by the program) it shuts down, and the process
+    /// that spawned it starts a fresh one.
     pub fn max_requests(mut self, n: u64) -> Self {
         self.max_requests = Some(n.max(1));
+        self
+    }
+
+    /// How long a process started by a hand-over (SIGUSR2, or recycling
+    /// after [`max_requests`](Server::max_requests)) may take to say that
+    /// it serves. Default 30 s. Past it, or if the new process exits
+    /// first, it is stopped and this one goes on serving, saying why on
+    /// standard error.
+    ///
+    /// The hand-over starts the program again from the path it was
+    /// started from (a replaced binary is the one that runs), with the
+    /// same arguments and environment, and passes it the listening socket
+    /// as systemd does (`LISTEN_FDS`, `LISTEN_PID`), which it uses instead
+    /// of binding. Once the new process serves, this one stops accepting
+    /// and drains as on SIGTERM; the socket never closes in between. The
+    /// socket inherited on fd 0 from a web server (lighttpd, mod_fcgid,
+    /// spawn-fcgi) is not handed over: SIGUSR2 is refused with a log line
+    /// there. The [upgrade guide](crate::guide::upgrade) shows it under
+    /// systemd.
+    pub fn handover_timeout(mut self, d: Duration) -> Self {
+        self.handover_timeout = d;
         self
     }
 
@@ -369,21 +403,34 @@ where
         self.metrics.handle()
     }
 
-    /// The listening socket, or `None` for CGI mode.
-    fn open_listener(&mut self) -> io::Result<Option<Listener>> {
+    /// The listening socket and where it came from, or `None` for CGI
+    /// mode. A process started by a hand-over takes the socket passed to
+    /// it rather than bind.
+    fn open_listener(&mut self, origin: &Origin) -> io::Result<Option<(Listener, Source)>> {
         if cgi::forced() {
             return Ok(None);
         }
         if let Some(fd) = self.listener.take() {
-            return Ok(Some(Listener::from_fd(fd)));
+            return Ok(Some((Listener::from_fd(fd), Source::Given)));
         }
-        if let Some(addr) = &self.bind {
-            return listener::bind(addr, self.socket_mode).map(Some);
+        let bind = self.bind.as_deref();
+        if origin.handed_over() {
+            if let Some(l) = listener::systemd(bind)? {
+                let source = if bind.is_some() {
+                    Source::Bound
+                } else {
+                    Source::Activated
+                };
+                return Ok(Some((l, source)));
+            }
         }
-        if let Some(l) = listener::systemd()? {
-            return Ok(Some(l));
+        if let Some(addr) = bind {
+            return listener::bind(addr, self.socket_mode).map(|l| Some((l, Source::Bound)));
         }
-        listener::inherited()
+        if let Some(l) = listener::systemd(None)? {
+            return Ok(Some((l, Source::Activated)));
+        }
+        Ok(listener::inherited()?.map(|l| (l, Source::Inherited)))
     }
 
     /// Answers the one request described by the environment and stdin.
@@ -430,10 +477,22 @@ where
     ///
     /// On shutdown the server stops accepting, closes idle connections,
     /// lets requests in flight finish within the grace period, and returns.
+    /// The same follows a hand-over to a new process (SIGUSR2, or
+    /// [`max_requests`](Server::max_requests)), once that one serves; see
+    /// [`handover_timeout`](Server::handover_timeout). A process started by
+    /// a hand-over serves the socket passed to it, whatever it was told
+    /// to bind; it reads and removes `FCGI_GENERATION` and
+    /// `FCGI_HANDOVER_FD` as it starts.
+    ///
+    /// With `NOTIFY_SOCKET` set (systemd's `Type=notify`), the server
+    /// tells the service manager `READY=1` once it serves, `RELOADING=1`
+    /// and then `MAINPID=` (the new process) around a hand-over, and
+    /// `STOPPING=1` when it shuts down.
     pub fn run(mut self) -> io::Result<()> {
         sys::ignore_sigpipe();
         panic_report::install();
-        let Some(listener) = self.open_listener()? else {
+        let origin = Origin::take();
+        let Some((listener, source)) = self.open_listener(&origin)? else {
             return self.run_cgi();
         };
         let allow = AllowList::from_env()?;
@@ -445,11 +504,34 @@ where
             // A signal handler may write to it at any time from now on.
             std::mem::forget(Arc::clone(&stop));
         }
-        let served = self.serve_pool(listener, (allow, opened), &stop);
+        let served = self.serve_pool(listener, (allow, opened), &stop, (origin, source));
         if signals {
             sys::restore_stop_signals();
+            sys::spawn::restore_handover_signal();
         }
         served
+    }
+
+    /// Starts the hand-over's thread (and catches SIGUSR2) for `listener`.
+    fn start_handover(
+        &self,
+        (origin, source): (&Origin, Source),
+        listener: &Listener,
+        notifier: Option<Arc<Notifier>>,
+        stop: &Arc<EventFd>,
+    ) -> io::Result<Handover> {
+        let socket = sys::dup(listener.as_fd())
+            .map_err(|e| io::Error::new(e.kind(), format!("the listening socket: {e}")))?;
+        let setup = handover::Setup {
+            source,
+            socket,
+            keep_path: listener.handed_over_flag(),
+            timeout: self.handover_timeout,
+            grace: self.grace,
+            signal: self.handle_signals,
+            recycle: self.max_requests.is_some(),
+        };
+        Handover::start(origin, setup, notifier, stop)
     }
 
     /// Runs the pool and the operating threads on `listener` until `stop`
@@ -459,17 +541,24 @@ where
         listener: Listener,
         (allow, opened): (Option<AllowList>, Opened),
         stop: &Arc<EventFd>,
+        (mut origin, source): (Origin, Source),
     ) -> io::Result<()> {
         let (workers, at) = (self.cfg.workers(), listener::describe(listener.as_fd()));
+        self.metrics.set_generation(origin.generation);
         let started = self
             .ops
             .start(opened, &self.metrics, (workers, &listener), stop)
+            .inspect_err(|_| stop.notify())?;
+        let notifier = Notifier::from_env().map(Arc::new);
+        let handover = self
+            .start_handover((&origin, source), &listener, notifier.clone(), stop)
             .inspect_err(|_| stop.notify())?;
         let settings = Settings {
             cfg: self.cfg,
             idle_timeout: self.idle_timeout,
             write_timeout: self.write_timeout,
             max_requests: self.max_requests,
+            recycle: handover.recycle_event(),
             allow,
             metrics: Arc::clone(&self.metrics),
         };
@@ -478,13 +567,25 @@ where
             Ok(running) => running,
             Err(e) => {
                 stop.notify();
+                handover.join();
                 started.join();
                 return Err(e);
             }
         };
-        self.ops.log_start(&at, workers);
+        handover.set_accept_stopper(running.accept_stopper());
+        self.ops.log_start(&at, workers, origin.generation);
+        if !origin.announce() {
+            notifier
+                .as_ref()
+                .inspect(|n| n.ready(&format!("serving on {at}")));
+        }
         running.supervise(stop);
-        log_shutdown(&self.shutdown, self.max_requests);
+        let handed_to = handover.handed_to();
+        handover.join();
+        if handed_to.is_none() {
+            notifier.as_ref().inspect(|n| n.stopping());
+        }
+        log_shutdown(&self.shutdown, self.max_requests, handed_to);
         started.release_listener();
         running.shut_down(self.grace);
         started.join();
@@ -504,15 +605,24 @@ impl<H> fmt::Debug for Server<H> {
             .field("idle_timeout", &self.idle_timeout)
             .field("grace_period", &self.grace)
             .field("max_requests", &self.max_requests)
+            .field("handover_timeout", &self.handover_timeout)
             .field("ops", &self.ops)
             .finish_non_exhaustive()
     }
 }
 
-/// Logs why the server is shutting down: a signal, the shutdown handle, or
-/// `max_requests`.
-fn log_shutdown(handle: &ShutdownHandle, max_requests: Option<u64>) {
-    let (cause, msg) = match sys::stop_signal() {
+/// Logs why the server is shutting down: a hand-over, a signal, the
+/// shutdown handle, or `max_requests`.
+fn log_shutdown(handle: &ShutdownHandle, max_requests: Option<u64>, handed_to: Option<u32>) {
+    let stop_signal = sys::stop_signal().filter(|_| handed_to.is_none());
+    let (cause, msg) = match stop_signal {
+        None if handed_to.is_some() => (
+            "handover",
+            format!(
+                "handed over to pid {}; finishing requests in flight",
+                handed_to.unwrap_or_default()
+            ),
+        ),
         Some(sig) => {
             let name = sys::signal_name(sig);
             (

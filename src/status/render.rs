@@ -122,12 +122,18 @@ fn histogram(name: &'static str, help: &'static str, h: &Histogram) -> Family {
 type Read = fn(&Metrics) -> Value;
 
 /// The families of one unlabelled sample: name, kind, help, figure.
-const SINGLE: [(&str, Kind, &str, Read); 13] = [
+const SINGLE: [(&str, Kind, &str, Read); 14] = [
     (
         "fcgi_start_time_seconds",
         Kind::Gauge,
         "When the server started, in seconds since the Unix epoch.",
         |m| Value::Float(m.start_time_seconds),
+    ),
+    (
+        "fcgi_generation",
+        Kind::Gauge,
+        "How many hand-overs to a new process led to this one.",
+        |m| Value::Int(m.generation),
     ),
     (
         "fcgi_workers_max",

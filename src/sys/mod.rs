@@ -4,6 +4,8 @@
 //! retry on `EINTR` where a retry is the right answer, and own their file
 //! descriptors through `OwnedFd` so that nothing leaks on an early return.
 
+pub(crate) mod spawn;
+
 use std::ffi::CString;
 use std::io::{self, IoSlice};
 use std::mem;
@@ -629,6 +631,20 @@ pub(crate) fn clear_socket_activation_env() {
         // writing the environment. `Server::run` calls this before it
         // starts any thread of its own, and documents that the program's
         // other threads must not use the environment while `run` starts.
+        unsafe { std::env::remove_var(name) };
+    }
+}
+
+/// Removes the variables `names` that a process started by a hand-over
+/// read at start, so that the program's child processes do not take them
+/// for theirs.
+///
+/// Must be called before the crate starts threads (see
+/// [`clear_socket_activation_env`]).
+pub(crate) fn clear_start_env(names: &[&str]) {
+    for name in names {
+        // SAFETY: as in `clear_socket_activation_env`: `Server::run` calls
+        // this before it starts any thread of its own.
         unsafe { std::env::remove_var(name) };
     }
 }

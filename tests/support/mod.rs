@@ -17,6 +17,7 @@ use fcgi_server::{Request, Response, Server, ShutdownHandle};
 pub mod echo;
 pub mod frontend;
 pub mod http;
+pub mod load;
 pub mod logged;
 pub mod scripted;
 pub mod status;

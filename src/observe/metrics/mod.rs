@@ -97,6 +97,8 @@ pub(crate) struct Registry {
     listen: Mutex<Option<ListenProbe>>,
     parked: Mutex<Option<ParkedProbe>>,
     handle_taken: AtomicBool,
+    /// How many hand-overs led to this process.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Registry {
@@ -114,6 +116,7 @@ impl Registry {
             listen: Mutex::new(None),
             parked: Mutex::new(None),
             handle_taken: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -123,6 +126,11 @@ impl Registry {
         MetricsHandle {
             registry: Arc::clone(self),
         }
+    }
+
+    /// Records how many hand-overs led to this process.
+    pub(crate) fn set_generation(&self, generation: u64) {
+        self.generation.store(generation, Relaxed);
     }
 
     /// Whether a program holds a [`MetricsHandle`].
@@ -180,6 +188,7 @@ impl Registry {
     fn add_run(&self, m: &mut Metrics, run: &Run, me: Option<usize>) {
         let since = run.started.duration_since(UNIX_EPOCH).unwrap_or_default();
         m.start_time_seconds = since.as_secs_f64();
+        m.generation = self.generation.load(Relaxed);
         m.workers_max = run.slots.len() as u64;
         let now = crate::sys::monotonic_ns();
         let mut counts = [0u64; COUNTS];

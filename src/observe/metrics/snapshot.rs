@@ -17,6 +17,9 @@ use super::Registry;
 pub struct Metrics {
     /// When the server started, in seconds since the Unix epoch (0 before).
     pub start_time_seconds: f64,
+    /// How many hand-overs (SIGUSR2, or recycling after `max_requests`)
+    /// led to this process: 0 for one started otherwise.
+    pub generation: u64,
     /// The most workers the pool may start.
     pub workers_max: u64,
     /// Workers started so far.
