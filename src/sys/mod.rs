@@ -524,6 +524,35 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_MOD, fd, events, token)
     }
 
+    /// Watches a non-blocking `fd` both ways, edge-triggered, reporting
+    /// `token` whenever it becomes readable or writable (or is closed):
+    /// registered once, as an event loop does, with no later `epoll_ctl`.
+    pub(crate) fn add_both_ways(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events as u32, token)
+    }
+
+    /// Waits for events, up to `tokens.len()` (at most 64) of them; their
+    /// tokens are written to `tokens`, and how many is returned (0 at the
+    /// timeout).
+    pub(crate) fn wait_many(
+        &self,
+        tokens: &mut [u64],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let max = tokens.len().min(events.len()) as libc::c_int;
+        let ms = poll_ms(timeout);
+        let n = retry(|| {
+            // SAFETY: `events` has room for the `max` entries asked for.
+            cvt(unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, ms) })
+        })? as usize;
+        for (t, e) in tokens.iter_mut().zip(&events[..n]) {
+            *t = e.u64;
+        }
+        Ok(n)
+    }
+
     /// Waits for one event; returns its token, or `None` at the timeout.
     pub(crate) fn wait_one(&self, timeout: Option<Duration>) -> io::Result<Option<u64>> {
         let mut event = libc::epoll_event { events: 0, u64: 0 };
