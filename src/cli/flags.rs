@@ -370,16 +370,25 @@ fn take_flag<'a>(
                 Some((n, v)) => (n, Some(v.to_owned())),
                 None => (long, None),
             };
-            (FLAGS.iter().find(|f| f.long == name && f.on.contains(&cmd)), inline)
+            (
+                FLAGS.iter().find(|f| f.long == name && f.on.contains(&cmd)),
+                inline,
+            )
         }
         None => {
             let c = arg[1..].chars().next().unwrap_or('-');
             let tail = &arg[1 + c.len_utf8()..];
             let inline = (!tail.is_empty()).then(|| tail.to_owned());
-            (FLAGS.iter().find(|f| f.short == Some(c) && f.on.contains(&cmd)), inline)
+            (
+                FLAGS
+                    .iter()
+                    .find(|f| f.short == Some(c) && f.on.contains(&cmd)),
+                inline,
+            )
         }
     };
-    let flag = found.ok_or_else(|| Failure::usage(format!("'{}' has no flag {arg}", cmd.name())))?;
+    let flag =
+        found.ok_or_else(|| Failure::usage(format!("'{}' has no flag {arg}", cmd.name())))?;
     let value =
         match (flag.value, inline) {
             (None, Some(_)) => return Err(Failure::usage(format!("{arg} takes no value"))),
@@ -480,7 +489,9 @@ fn number(v: &str, flag: &str, min: u64, max: u64) -> Result<u64, Failure> {
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| {
-            Failure::usage(format!("{flag} {v}: give a whole number from {min} to {max}"))
+            Failure::usage(format!(
+                "{flag} {v}: give a whole number from {min} to {max}"
+            ))
         })
 }
 

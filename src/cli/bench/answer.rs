@@ -170,7 +170,9 @@ fn status_of(stdout: &[u8]) -> Option<(u16, usize)> {
                 .then(|| value.trim_ascii().get(..3))?
         })
         .next()
-        .map_or(Some(200), |code| std::str::from_utf8(code).ok()?.parse().ok())?;
+        .map_or(Some(200), |code| {
+            std::str::from_utf8(code).ok()?.parse().ok()
+        })?;
     Some((status, end + sep))
 }
 
@@ -209,13 +211,31 @@ mod tests {
 
     #[test]
     fn answers_are_read_whatever_the_pieces() {
-        let ok = answer(b"Content-Type: text/plain\r\n\r\nHello", ProtocolStatus::RequestComplete);
+        let ok = answer(
+            b"Content-Type: text/plain\r\n\r\nHello",
+            ProtocolStatus::RequestComplete,
+        );
         for r in fed_in_pieces(&ok) {
-            assert_eq!(r, Ok(Some(Done { status: 200, body: 5 })));
+            assert_eq!(
+                r,
+                Ok(Some(Done {
+                    status: 200,
+                    body: 5
+                }))
+            );
         }
-        let not_found = answer(b"Status: 404 Not Found\n\nno", ProtocolStatus::RequestComplete);
+        let not_found = answer(
+            b"Status: 404 Not Found\n\nno",
+            ProtocolStatus::RequestComplete,
+        );
         for r in fed_in_pieces(&not_found) {
-            assert_eq!(r, Ok(Some(Done { status: 404, body: 2 })));
+            assert_eq!(
+                r,
+                Ok(Some(Done {
+                    status: 404,
+                    body: 2
+                }))
+            );
         }
         let overloaded = answer(b"Status: 200\r\n\r\n", ProtocolStatus::Overloaded);
         for r in fed_in_pieces(&overloaded) {

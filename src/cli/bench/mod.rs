@@ -221,7 +221,9 @@ impl<'a> Run<'a> {
     fn ready(&mut self, i: usize) {
         loop {
             let conn = &mut self.conns[i];
-            let read = conn.flush(self.request).and_then(|()| conn.read(&mut self.buf));
+            let read = conn
+                .flush(self.request)
+                .and_then(|()| conn.read(&mut self.buf));
             let now = Instant::now();
             match read {
                 Ok(None) => return,
