@@ -10,12 +10,27 @@
 //! machine. Rounds alternate between the servers; the table shows medians,
 //! and the ratio is the median of the rounds' ratios.
 //! `cargo bench --bench fcgi -- --smoke` is a short run that only checks
-//! that everything works; `-- --only S4,S5` runs some scenarios alone;
+//! that everything works; `-- --only S4,S5` runs some scenarios alone
+//! (`E2E` names the end-to-end table);
 //! `-- --scale` is the scaling run (`scale.rs`).
 //!
-//! The load generator speaks FastCGI through the crate's protocol codec,
-//! one blocking thread per connection, and checks every response (record
-//! framing, END_REQUEST status, the exact body or its length).
+//! Two load generators drive S1-S5, one after the other on the same
+//! server process, and each has its own ratio:
+//! - the main one is the crate's `fcgi bench` (`src/cli/bench/`): one
+//!   thread, one epoll set over every connection, each connection's next
+//!   request sent the moment its answer is complete, as a web server's
+//!   event loop (an nginx worker, lighttpd) drives an application;
+//! - the second is one blocking thread per connection (as Apache
+//!   mod_proxy_fcgi's threads drive one), through the crate's protocol
+//!   codec.
+//!
+//! Both check every response (record framing, END_REQUEST status, the
+//! status and the body's length; the thread client the exact hello body
+//! too); an error fails the run.
+//!
+//! Then the end-to-end table (`e2e.rs`): wrk -> nginx or lighttpd -> the
+//! application, against the raw server behind the same front end
+//! (`-- --only E2E` runs it alone).
 
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -31,6 +46,10 @@ use fcgi_server::protocol::{self, BeginRequest, EndRequest, MAX_ALIGNED_CONTENT_
 
 #[path = "fcgi/cold.rs"]
 mod cold;
+#[path = "fcgi/e2e.rs"]
+mod e2e;
+#[path = "fcgi/evloop.rs"]
+mod evloop;
 #[path = "fcgi/raw.rs"]
 mod raw;
 #[path = "fcgi/scale.rs"]
@@ -69,14 +88,17 @@ fn main() {
         .flat_map(|w| w[1].split(',').map(str::to_owned).collect::<Vec<_>>())
         .collect();
     let (rounds, secs, starts) = if smoke { (1, 0.2, 2) } else { (5, 1.0, 15) };
+    let apps = build_examples();
     let mut cfg = Bench {
         rounds,
         secs,
         starts,
         others,
         only,
+        fcgi: apps.parent().unwrap().join("fcgi"),
+        post_body: TempDir::new(),
+        smoke,
     };
-    let apps = build_examples();
     if args.iter().any(|a| a == "--scale") {
         scale::run(&apps, cfg.rounds, cfg.secs);
     } else {
@@ -97,6 +119,7 @@ fn build_examples() -> PathBuf {
             "build",
             "--release",
             "--examples",
+            "--bins",
             "--quiet",
             "--all-features",
         ])
@@ -501,6 +524,8 @@ struct Load {
     body_bytes: u64,
     secs: f64,
     latencies: Vec<Duration>,
+    /// p50 and p99 in microseconds, when the client gave them (`fcgi bench`).
+    percentiles: Option<(f64, f64)>,
     per_conn: Vec<u64>,
 }
 
@@ -594,6 +619,11 @@ struct Bench {
     others: Vec<Other>,
     /// Scenario names to run; empty: all.
     only: Vec<String>,
+    /// The `fcgi` tool, whose `bench` is the event-loop client.
+    fcgi: PathBuf,
+    /// Where S5's request body is written for `fcgi bench -d @FILE`.
+    post_body: TempDir,
+    smoke: bool,
 }
 
 /// The medians of one server's rounds in one scenario.
@@ -628,6 +658,13 @@ impl Rounds {
             self.p99
                 .push(percentile(&mut m.latencies, 0.99).as_secs_f64() * 1e6);
         }
+        if let (Some((p50, p99)), false) = (m.percentiles, s.bytes) {
+            self.p50.push(p50);
+            self.p99.push(p99);
+        }
+        if m.per_conn.is_empty() {
+            return;
+        }
         let mean = m.requests as f64 / m.per_conn.len() as f64;
         let min = *m.per_conn.iter().min().unwrap_or(&0) as f64;
         self.fairness.push(min / mean);
@@ -646,7 +683,7 @@ impl Rounds {
             rate: med(&self.rates),
             p50_us: med(&self.p50),
             p99_us: med(&self.p99),
-            fairness: self.fairness.iter().copied().fold(f64::INFINITY, f64::min),
+            fairness: self.fairness.iter().copied().fold(f64::NAN, f64::min),
         }
     }
 }
@@ -714,6 +751,9 @@ impl Bench {
             num_cpus()
         );
         println!(
+            "client: fcgi bench (one thread, epoll, every connection; the main figures), then one blocking thread per connection (the second line)"
+        );
+        println!(
             "raw: the best, per scenario, of {} (see benches/fcgi/raw.rs)\n",
             Shape::ALL.map(Shape::name).join(", ")
         );
@@ -723,20 +763,31 @@ impl Bench {
         );
         let mut s6 = (0u64, 0u64);
         let mut others = OthersTable::new(self.others.len());
+        self.write_post_body();
         for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
-            let mut rounds: Vec<Rounds> = self.kinds().iter().map(|_| Rounds::default()).collect();
+            let fresh =
+                || -> Vec<Rounds> { self.kinds().iter().map(|_| Rounds::default()).collect() };
+            // The event-loop client's rounds, and the thread client's.
+            let (mut rounds, mut threads) = (fresh(), fresh());
             for _ in 0..self.rounds {
                 for (k, kind) in self.kinds().into_iter().enumerate() {
                     let server = self.start(kind, apps, s);
                     // Another implementation may fail a scenario: say so, go on.
                     let measured = std::panic::catch_unwind(|| {
-                        let _ = load(&server.path, s, self.secs.min(0.2));
-                        load(&server.path, s, self.secs)
+                        let _ = self.event_loop(&server, s, self.secs.min(0.2));
+                        let el = self.event_loop(&server, s, self.secs);
+                        (el, load(&server.path, s, self.secs))
                     });
                     match (kind, measured) {
-                        (Kind::Other(_), Err(_)) => rounds[k].rates.push(f64::NAN),
+                        (Kind::Other(_), Err(_)) => {
+                            rounds[k].rates.push(f64::NAN);
+                            threads[k].rates.push(f64::NAN);
+                        }
                         (_, Err(e)) => std::panic::resume_unwind(e),
-                        (_, Ok(m)) => rounds[k].add(s, m),
+                        (_, Ok((el, th))) => {
+                            rounds[k].add(s, el);
+                            threads[k].add(s, th);
+                        }
                     }
                     if s.name == "S2" {
                         if kind == Kind::Ours {
@@ -759,6 +810,7 @@ impl Bench {
             let rates = |k: usize| &rounds[k].rates;
             let ratio = paired(rates(Shape::ALL.len()), rates(best));
             self.print_scenario(s, (&ours, ratio), raws, best);
+            print_thread_client(s, &threads);
             for i in 0..self.others.len() {
                 let k = Shape::ALL.len() + 1 + i;
                 let theirs = figures[k];
@@ -780,7 +832,29 @@ impl Bench {
         if self.wants("S7") {
             self.cold_start(apps);
         }
-        self.print_others(apps, &others);
+        if SCENARIOS.iter().any(|s| self.wants(s.name)) {
+            self.print_others(apps, &others);
+        }
+        if self.wants("E2E") {
+            let raw = (
+                std::env::current_exe().unwrap(),
+                ["--raw-server", "epoll", "hello"],
+            );
+            let (rounds, secs) = if self.smoke { (1, 0.3) } else { (3, 2.0) };
+            e2e::run(&apps.join("hello"), raw, rounds, secs, self.smoke);
+        }
+    }
+
+    /// One run of the event-loop client against `server`.
+    fn event_loop(&self, server: &Server, s: &Scenario, secs: f64) -> Load {
+        let body = self.post_body.0.join("body");
+        evloop::load(&self.fcgi, &server.path, s, secs, &body)
+    }
+
+    /// S5's request body, as the thread client sends it, in a file.
+    fn write_post_body(&self) {
+        let body: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();
+        std::fs::write(self.post_body.0.join("body"), body).unwrap();
     }
 
     fn print_scenario(
@@ -813,7 +887,7 @@ impl Bench {
                 ours.p99_us / raw.p99_us
             );
         }
-        if s.conns > 1 && s.keep_conn && !s.bytes {
+        if s.conns > 1 && s.keep_conn && !s.bytes && ours.fairness.is_finite() {
             println!(
                 "{:<4}   fairness: the slowest connection did {:.2} of the mean (fcgi-server)",
                 "", ours.fairness
@@ -951,6 +1025,36 @@ impl Bench {
             }
             println!();
         }
+    }
+}
+
+/// The thread-per-connection client's figures for one scenario: ours,
+/// the best raw shape under that client, and the median of the paired
+/// ratios.
+fn print_thread_client(s: &Scenario, threads: &[Rounds]) {
+    let raws = &threads[..Shape::ALL.len()];
+    let best = (0..raws.len())
+        .max_by(|&a, &b| raws[a].figures().rate.total_cmp(&raws[b].figures().rate))
+        .unwrap();
+    let ours = threads[Shape::ALL.len()].figures();
+    let ratio = paired(&threads[Shape::ALL.len()].rates, &raws[best].rates);
+    let unit = if s.bytes { "MB/s" } else { "req/s" };
+    println!(
+        "{:<4}   thread-per-connection client: fcgi-server {:.0} {unit}, best raw {:.0} {unit} ({}), ratio {ratio:.2}",
+        "",
+        ours.rate,
+        raws[best].figures().rate,
+        Shape::ALL[best].name()
+    );
+    if !s.bytes {
+        println!(
+            "{:<4}   thread client latency p50 / p99: fcgi-server {:.1} / {:.1} us, best raw {:.1} / {:.1} us",
+            "",
+            ours.p50_us,
+            ours.p99_us,
+            raws[best].figures().p50_us,
+            raws[best].figures().p99_us
+        );
     }
 }
 
