@@ -507,17 +507,6 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
     }
 
-    /// Switches the reports of an edge-triggered `fd` off or back on; back
-    /// on, an `fd` readable already is reported at once.
-    pub(crate) fn set_edge(&self, fd: RawFd, token: u64, on: bool) -> io::Result<()> {
-        let events = if on {
-            (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32
-        } else {
-            libc::EPOLLET as u32
-        };
-        self.ctl(libc::EPOLL_CTL_MOD, fd, events, token)
-    }
-
     /// Switches the reports of a level-triggered `fd` off or back on.
     pub(crate) fn set_level(&self, fd: RawFd, token: u64, on: bool) -> io::Result<()> {
         let events = if on { libc::EPOLLIN as u32 } else { 0 };
