@@ -73,8 +73,13 @@ struct Site {
 
 impl Drop for Site {
     fn drop(&mut self) {
+        // lighttpd's own child outlives a killed lighttpd.
+        let spawned = self.app.is_none().then(|| self.app_pid()).flatten();
         let _ = self.front.kill();
         let _ = self.front.wait();
+        if let Some(pid) = spawned {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
     }
 }
 

@@ -60,6 +60,9 @@ struct Parked {
     /// Workers parked, the monitor among them.
     count: usize,
     monitor: bool,
+    /// A worker that nobody relieves is about to wait on a peer: the
+    /// monitor brings another in at once.
+    nudged: bool,
     closed: bool,
 }
 
@@ -118,6 +121,20 @@ impl Rota {
             if !self.park() {
                 return None;
             }
+        }
+    }
+
+    /// A worker is about to wait on a peer mid-request (a large body):
+    /// when no worker waits in the poller, the monitor brings another in
+    /// now rather than after a period.
+    pub(crate) fn about_to_block(&self) {
+        if self.watching.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut p = lock(&self.parked);
+        if p.monitor && !p.nudged {
+            p.nudged = true;
+            self.tower.notify_one();
         }
     }
 
@@ -184,7 +201,8 @@ impl Rota {
                 self.dry.load(Ordering::Relaxed),
             );
             let watching = self.watching.load(Ordering::Acquire);
-            let stalled = now.0 == seen.0 && !watching;
+            let nudged = std::mem::take(&mut p.nudged);
+            let stalled = (nudged || now.0 == seen.0) && !watching;
             let backlog = now.1 == seen.1
                 && now.0 != seen.0
                 && self.active.load(Ordering::SeqCst) < self.cpus.load(Ordering::Relaxed);
