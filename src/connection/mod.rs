@@ -34,7 +34,7 @@ use crate::protocol::{self, Role};
 
 pub(crate) use dispatch::Active;
 pub(crate) use gather::Resume;
-pub(crate) use transport::{Blocking, ReadBuf, Transport, Wait, on_block};
+pub(crate) use transport::{ReadBuf, Transport, Wait};
 
 /// The roles the application plays, as a set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,9 +1,7 @@
 //! Where a connection's bytes come from and go to, and the buffer they
 //! are read into.
 
-use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::sync::Arc;
 
 use crate::protocol::{HEADER_LEN, Header, MAX_RECORD_LEN};
 use crate::sys::Socket;
@@ -41,50 +39,15 @@ pub(crate) trait Transport {
 impl Transport for Socket {
     fn read(&self, buf: &mut [u8], wait: Wait) -> io::Result<usize> {
         match wait {
-            Wait::Request => match self.read_nonblocking(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    about_to_block();
-                    Socket::read(self, buf)
-                }
-                other => other,
-            },
+            Wait::Request => Socket::read(self, buf),
             Wait::Linger => self.read_lingering(buf),
             Wait::Never => self.read_nonblocking(buf),
         }
     }
 
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // A socket that has filled its buffer once writes in blocking
-        // mode from then on: any write may wait.
-        if self.is_blocking() {
-            about_to_block();
-        }
         Socket::write_vectored(self, bufs)
     }
-}
-
-/// What a thread is told before it may wait on a peer in the middle of a
-/// request (a worker: so that another one looks for work meanwhile).
-pub(crate) trait Blocking: Send + Sync {
-    fn about_to_block(&self);
-}
-
-thread_local! {
-    static BLOCKING: RefCell<Option<Arc<dyn Blocking>>> = const { RefCell::new(None) };
-}
-
-/// Sets (or, with `None`, clears) what this thread is told before it
-/// may wait on a peer.
-pub(crate) fn on_block(hook: Option<Arc<dyn Blocking>>) {
-    BLOCKING.with_borrow_mut(|h| *h = hook);
-}
-
-fn about_to_block() {
-    BLOCKING.with_borrow(|h| {
-        if let Some(h) = h {
-            h.about_to_block();
-        }
-    });
 }
 
 /// Writes every byte of every buffer, `write_vectored` after

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
-use crate::connection::{self, Blocking, Buffers, Config, Control, Fault, Resume};
+use crate::connection::{self, Buffers, Config, Control, Fault, Resume};
 use crate::mux::{Env, Job, Mux};
 use crate::observe::log;
 use crate::observe::metrics::worker::Tally;
@@ -230,9 +230,7 @@ fn grow(shared: &Arc<Shared>) {
         .name(format!("fcgi-worker-{started}"))
         .spawn(move || {
             let _bound = metrics::bind(&shared2.metrics, started);
-            connection::on_block(Some(Arc::clone(&shared2) as Arc<dyn Blocking>));
             metrics::with_tally(|tally| work(&shared2, tally));
-            connection::on_block(None);
             // Before `done`: whoever learns that all workers are gone then
             // holds the last reference, and its drop closes the listener.
             drop(shared2);
@@ -359,12 +357,6 @@ fn run_job(shared: &Arc<Shared>, bufs: &mut Buffers, job: Job, tally: Option<Tal
         *bufs = Buffers::new();
     }
     bufs.trim();
-}
-
-impl Blocking for Shared {
-    fn about_to_block(&self) {
-        self.rota.about_to_block();
-    }
 }
 
 impl Env for Shared {

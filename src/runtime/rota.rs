@@ -27,7 +27,7 @@ use std::time::Duration;
 use super::poller::{Look, Poller, Ready};
 
 /// How often the monitor looks while the server is busy.
-pub(crate) const PERIOD: Duration = Duration::from_millis(1);
+pub(crate) const PERIOD: Duration = Duration::from_micros(250);
 
 /// How long an idle server's monitor sleeps between looks (it is woken
 /// earlier by the first request).
@@ -60,9 +60,6 @@ struct Parked {
     /// Workers parked, the monitor among them.
     count: usize,
     monitor: bool,
-    /// A worker that nobody relieves is about to wait on a peer: the
-    /// monitor brings another in at once.
-    nudged: bool,
     closed: bool,
 }
 
@@ -121,20 +118,6 @@ impl Rota {
             if !self.park() {
                 return None;
             }
-        }
-    }
-
-    /// A worker is about to wait on a peer mid-request (a large body):
-    /// when no worker waits in the poller, the monitor brings another in
-    /// now rather than after a period.
-    pub(crate) fn about_to_block(&self) {
-        if self.watching.load(Ordering::SeqCst) {
-            return;
-        }
-        let mut p = lock(&self.parked);
-        if p.monitor && !p.nudged {
-            p.nudged = true;
-            self.tower.notify_one();
         }
     }
 
@@ -201,8 +184,7 @@ impl Rota {
                 self.dry.load(Ordering::Relaxed),
             );
             let watching = self.watching.load(Ordering::Acquire);
-            let nudged = std::mem::take(&mut p.nudged);
-            let stalled = (nudged || now.0 == seen.0) && !watching;
+            let stalled = now.0 == seen.0 && !watching;
             let backlog = now.1 == seen.1
                 && now.0 != seen.0
                 && self.active.load(Ordering::SeqCst) < self.cpus.load(Ordering::Relaxed);

@@ -188,11 +188,6 @@ impl Socket {
         set_blocking(fd, true)
     }
 
-    /// Whether the socket is in blocking mode (a write may wait).
-    pub(crate) fn is_blocking(&self) -> bool {
-        self.blocking.load(Relaxed)
-    }
-
     /// Waits until the socket is readable, up to `limit` (`None`: for
     /// ever); returns whether it is.
     pub(crate) fn wait_readable(&self, limit: Option<Duration>) -> io::Result<bool> {
