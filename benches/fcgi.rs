@@ -768,42 +768,7 @@ impl Bench {
         let mut others = OthersTable::new(self.others.len());
         self.write_post_body();
         for s in SCENARIOS.iter().filter(|s| self.wants(s.name)) {
-            let fresh =
-                || -> Vec<Rounds> { self.kinds().iter().map(|_| Rounds::default()).collect() };
-            // The event-loop client's rounds, and the thread client's.
-            let (mut rounds, mut threads) = (fresh(), fresh());
-            for _ in 0..self.rounds {
-                for (k, kind) in self.kinds().into_iter().enumerate() {
-                    let server = self.start(kind, apps, s);
-                    // Another implementation may fail a scenario: say so, go on.
-                    let measured = std::panic::catch_unwind(|| {
-                        let _ = self.event_loop(&server, s, self.secs.min(0.2));
-                        let el = self.event_loop(&server, s, self.secs);
-                        (el, load(&server.path, s, self.secs))
-                    });
-                    match (kind, measured) {
-                        (Kind::Other(_), Err(_)) => {
-                            rounds[k].rates.push(f64::NAN);
-                            threads[k].rates.push(f64::NAN);
-                        }
-                        (_, Err(e)) => std::panic::resume_unwind(e),
-                        (_, Ok((el, th))) => {
-                            rounds[k].add(s, el);
-                            threads[k].add(s, th);
-                        }
-                    }
-                    if s.name == "S2" {
-                        if kind == Kind::Ours {
-                            s6 = (
-                                s6.0.max(server.status_kib("VmRSS:")),
-                                s6.1.max(server.status_kib("VmHWM:")),
-                            );
-                        } else if let Kind::Other(i) = kind {
-                            others.peak[i] = others.peak[i].max(server.status_kib("VmHWM:"));
-                        }
-                    }
-                }
-            }
+            let (rounds, threads) = self.rounds_of(apps, s, &mut s6, &mut others);
             let figures: Vec<Figures> = rounds.iter().map(Rounds::figures).collect();
             let raws = &figures[..Shape::ALL.len()];
             let best = (0..raws.len())
@@ -814,26 +779,7 @@ impl Bench {
             let ratio = paired(rates(Shape::ALL.len()), rates(best));
             self.print_scenario(s, (&ours, ratio), raws, best);
             print_thread_client(s, &threads);
-            for i in 0..self.others.len() {
-                let k = Shape::ALL.len() + 1 + i;
-                let theirs = figures[k];
-                // The adapters against the plain closure, others against raw.
-                let base = if self.others[i].adapter.is_some() {
-                    Shape::ALL.len()
-                } else {
-                    best
-                };
-                others.ratios[i].push(paired(rates(k), rates(base)));
-                let thread_base = if self.others[i].adapter.is_some() {
-                    Shape::ALL.len()
-                } else {
-                    best_of(&threads[..Shape::ALL.len()])
-                };
-                others.threads[i].push(paired(&threads[k].rates, &threads[thread_base].rates));
-                if s.name == "S2" {
-                    others.fair[i] = theirs.fairness;
-                }
-            }
+            self.note_others(s, (&rounds, &threads), best, &mut others);
         }
         if self.wants("S6") {
             self.memory(apps, s6);
@@ -852,6 +798,87 @@ impl Bench {
             let (rounds, secs) = if self.smoke { (1, 0.3) } else { (3, 2.0) };
             e2e::run(&apps.join("hello"), raw, rounds, secs, self.smoke);
         }
+    }
+
+    /// The other implementations' ratios in scenario `s`: the adapters
+    /// against the plain closure, the others against the best raw shape
+    /// (`best` under the event-loop client).
+    fn note_others(
+        &self,
+        s: &Scenario,
+        (rounds, threads): (&[Rounds], &[Rounds]),
+        best: usize,
+        others: &mut OthersTable,
+    ) {
+        let rates = |k: usize| &rounds[k].rates;
+        for i in 0..self.others.len() {
+            let k = Shape::ALL.len() + 1 + i;
+            // Fairness: the thread client counts each connection's requests.
+            let theirs = threads[k].figures();
+            // The adapters against the plain closure, others against raw.
+            let base = if self.others[i].adapter.is_some() {
+                Shape::ALL.len()
+            } else {
+                best
+            };
+            others.ratios[i].push(paired(rates(k), rates(base)));
+            let thread_base = if self.others[i].adapter.is_some() {
+                Shape::ALL.len()
+            } else {
+                best_of(&threads[..Shape::ALL.len()])
+            };
+            others.threads[i].push(paired(&threads[k].rates, &threads[thread_base].rates));
+            if s.name == "S2" {
+                others.fair[i] = theirs.fairness;
+            }
+        }
+    }
+
+    /// Every round of every server in scenario `s`, under the event-loop
+    /// client and then the thread client; S2 also notes peak memory.
+    fn rounds_of(
+        &self,
+        apps: &Path,
+        s: &Scenario,
+        s6: &mut (u64, u64),
+        others: &mut OthersTable,
+    ) -> (Vec<Rounds>, Vec<Rounds>) {
+        let fresh = || -> Vec<Rounds> { self.kinds().iter().map(|_| Rounds::default()).collect() };
+        // The event-loop client's rounds, and the thread client's.
+        let (mut rounds, mut threads) = (fresh(), fresh());
+        for _ in 0..self.rounds {
+            for (k, kind) in self.kinds().into_iter().enumerate() {
+                let server = self.start(kind, apps, s);
+                // Another implementation may fail a scenario: say so, go on.
+                let measured = std::panic::catch_unwind(|| {
+                    let _ = self.event_loop(&server, s, self.secs.min(0.2));
+                    let el = self.event_loop(&server, s, self.secs);
+                    (el, load(&server.path, s, self.secs))
+                });
+                match (kind, measured) {
+                    (Kind::Other(_), Err(_)) => {
+                        rounds[k].rates.push(f64::NAN);
+                        threads[k].rates.push(f64::NAN);
+                    }
+                    (_, Err(e)) => std::panic::resume_unwind(e),
+                    (_, Ok((el, th))) => {
+                        rounds[k].add(s, el);
+                        threads[k].add(s, th);
+                    }
+                }
+                if s.name == "S2" {
+                    if kind == Kind::Ours {
+                        *s6 = (
+                            s6.0.max(server.status_kib("VmRSS:")),
+                            s6.1.max(server.status_kib("VmHWM:")),
+                        );
+                    } else if let Kind::Other(i) = kind {
+                        others.peak[i] = others.peak[i].max(server.status_kib("VmHWM:"));
+                    }
+                }
+            }
+        }
+        (rounds, threads)
     }
 
     /// One run of the event-loop client against `server`.
@@ -1066,6 +1093,12 @@ fn print_thread_client(s: &Scenario, threads: &[Rounds]) {
             ours.p99_us,
             raws[best].figures().p50_us,
             raws[best].figures().p99_us
+        );
+    }
+    if ours.fairness.is_finite() && s.conns > 1 && s.keep_conn && !s.bytes {
+        println!(
+            "{:<4}   thread client fairness: the slowest connection did {:.2} of the mean (fcgi-server)",
+            "", ours.fairness
         );
     }
 }
