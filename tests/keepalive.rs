@@ -88,6 +88,10 @@ fn a_slow_handler_never_holds_up_another_ready_connection() {
             raw.send(&request(1, true, &get, b"")).unwrap();
             assert!(raw.read_reply(1).end.is_some());
         }
+        // The workers settle: one waits in the poller, the others park.
+        // The slow request goes to the one waiting; another must be
+        // brought in for b.
+        std::thread::sleep(Duration::from_millis(100));
         a.send(&request(1, true, &slow, b"")).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let start = Instant::now();

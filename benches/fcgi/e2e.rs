@@ -279,7 +279,8 @@ fn measure(front: Front, argv: &[String], conns: usize, secs: f64, warm: f64) ->
     m
 }
 
-/// Whether wrk and both front ends are here; a missing one is said.
+/// Whether wrk and both front ends are here; a missing one is said
+/// (and fails a CI run).
 fn tools_found() -> bool {
     let found = |name: &str| {
         let here = Command::new(name)
@@ -289,6 +290,11 @@ fn tools_found() -> bool {
             .status()
             .is_ok();
         if !here {
+            // As the tests do: a CI run must have them.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "end to end: {name} is not installed (CI=true)"
+            );
             println!("end to end: SKIPPED, {name} is not installed");
         }
         here
