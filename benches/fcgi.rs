@@ -791,12 +791,9 @@ impl Bench {
             self.print_others(apps, &others);
         }
         if self.wants("E2E") {
-            let raw = (
-                std::env::current_exe().unwrap(),
-                ["--raw-server", "epoll", "hello"],
-            );
+            let raw = std::env::current_exe().unwrap();
             let (rounds, secs) = if self.smoke { (1, 0.3) } else { (3, 2.0) };
-            e2e::run(&apps.join("hello"), raw, rounds, secs, self.smoke);
+            e2e::run(&apps.join("hello"), &raw, rounds, secs, self.smoke);
         }
     }
 
