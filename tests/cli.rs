@@ -461,6 +461,7 @@ fn help_lists_the_commands_flags_and_exit_codes() {
         "fcgi values",
         "fcgi status",
         "fcgi health",
+        "fcgi bench",
         "4   a protocol",
     ] {
         assert!(run.out().contains(part), "{part} in\n{}", run.out());
@@ -468,6 +469,15 @@ fn help_lists_the_commands_flags_and_exit_codes() {
     let run = fcgi(&["help", "request"]);
     assert!(run.out().contains("--spawn APP") && run.out().contains("--script-name PREFIX"));
     assert_eq!(fcgi(&["help", "nothing"]).code, 64);
+    let run = fcgi(&["help", "bench"]);
+    for part in [
+        "--connections N",
+        "--new-conn",
+        "--requests N",
+        "-d, --data",
+    ] {
+        assert!(run.out().contains(part), "{part} in\n{}", run.out());
+    }
 }
 
 #[test]
@@ -610,4 +620,114 @@ fn status_asks_for_the_format_and_the_workers() {
     let run = fcgi(&["status", "--path", "/down", a]);
     assert_eq!(run.code, 1);
     run.assert_stderr(&["the status page /down answered 503"]);
+}
+
+/// A figure of `fcgi bench --json`'s summary.
+fn figure(json: &str, key: &str) -> f64 {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in {json}"));
+    let rest = &json[at + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].parse().unwrap()
+}
+
+/// About 1 s of CPU in all (a few thousand requests).
+#[test]
+fn bench_checks_every_answer_on_kept_and_new_connections_with_a_body() {
+    let echo = TestServer::echo();
+    let run = fcgi(&[
+        "bench",
+        "-c",
+        "4",
+        "--requests",
+        "400",
+        "--json",
+        addr(&echo),
+        "/?size=100",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.out();
+    assert_eq!(figure(&json, "requests"), 400.0, "{json}");
+    assert_eq!(
+        (figure(&json, "body_min"), figure(&json, "body_max")),
+        (100.0, 100.0)
+    );
+    assert_eq!(figure(&json, "total"), 0.0, "{json}");
+    assert!(json.contains("\"keep_conn\":true"), "{json}");
+    assert!(figure(&json, "p50") > 0.0 && figure(&json, "p99") >= figure(&json, "p50"));
+    let run = fcgi(&[
+        "bench",
+        "-c",
+        "3",
+        "--new-conn",
+        "--requests",
+        "60",
+        "--json",
+        addr(&echo),
+    ]);
+    assert_eq!((run.code, figure(&run.out(), "requests")), (0, 60.0));
+    assert!(run.out().contains("\"keep_conn\":false"), "{}", run.out());
+    // A body of 200 000 bytes, echoed back: records of 64 KiB, written
+    // as the socket takes them.
+    let dir = TempDir::new("cli-bench");
+    let body = dir.path("body");
+    std::fs::write(&body, pattern(200_000)).unwrap();
+    let data = format!("@{}", body.display());
+    let run = fcgi(&[
+        "bench",
+        "-c",
+        "2",
+        "--requests",
+        "20",
+        "-d",
+        &data,
+        "--json",
+        addr(&echo),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(figure(&run.out(), "body_max"), 200_000.0, "{}", run.out());
+    assert_eq!(figure(&run.out(), "body_min"), 200_000.0, "{}", run.out());
+}
+
+#[test]
+fn bench_counts_and_shows_every_failure() {
+    let echo = TestServer::echo();
+    let run = fcgi(&[
+        "bench",
+        "-c",
+        "2",
+        "--requests",
+        "10",
+        addr(&echo),
+        "/?status=503",
+    ]);
+    assert_eq!(run.code, 1);
+    for part in [
+        "0 answered 2xx",
+        "latency    p50",
+        "errors     10:",
+        "10 not 2xx (503: 10)",
+    ] {
+        assert!(run.out().contains(part), "{part} in\n{}", run.out());
+    }
+    let server = scripted::answer_and_close(scripted::stdout(b"Status: 200\r\n\r\npart"));
+    let run = fcgi(&[
+        "bench",
+        "-c",
+        "1",
+        "--requests",
+        "3",
+        "--json",
+        server.addr(),
+    ]);
+    assert_eq!(run.code, 1);
+    assert_eq!(figure(&run.out(), "closed"), 3.0, "{}", run.out());
+    let dir = TempDir::new("cli-bench-none");
+    let sock = dir.path("none.sock");
+    let run = fcgi(&["bench", "--requests", "1", sock.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    run.assert_stderr(&["cannot connect to"]);
+    let run = fcgi(&["bench", "--duration", "1", "--requests", "1", "x.sock"]);
+    assert_eq!(run.code, 64);
 }

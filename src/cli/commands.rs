@@ -32,7 +32,7 @@ pub(crate) fn request(args: &Args) -> Result<Exit, Failure> {
 }
 
 /// The body `-d` gives, and its length (`None` without `-d`).
-fn body(data: Option<&Data>) -> Result<(Body, Option<u64>), Failure> {
+pub(super) fn body(data: Option<&Data>) -> Result<(Body, Option<u64>), Failure> {
     let bytes = match data {
         None => return Ok((Body::Bytes(Vec::new()), None)),
         Some(Data::File(path)) => {

@@ -32,7 +32,8 @@ pub(crate) const EXIT_CODES: [(Exit, &str); 8] = [
     (Exit::Complete, "a complete response"),
     (
         Exit::Status,
-        "with --fail, a status of 400 or more; status and health: not 200",
+        "with --fail, a status of 400 or more; status and health: not 200; bench: a \
+         request failed",
     ),
     (Exit::Connect, "cannot connect"),
     (Exit::Timeout, "no complete response within --timeout"),

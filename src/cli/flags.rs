@@ -14,10 +14,17 @@ pub(crate) enum Cmd {
     Values,
     Status,
     Health,
+    Bench,
 }
 
 impl Cmd {
-    const ALL: [Cmd; 4] = [Cmd::Request, Cmd::Values, Cmd::Status, Cmd::Health];
+    const ALL: [Cmd; 5] = [
+        Cmd::Request,
+        Cmd::Values,
+        Cmd::Status,
+        Cmd::Health,
+        Cmd::Bench,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -25,6 +32,7 @@ impl Cmd {
             Cmd::Values => "values",
             Cmd::Status => "status",
             Cmd::Health => "health",
+            Cmd::Bench => "bench",
         }
     }
 
@@ -41,6 +49,7 @@ impl Cmd {
             Cmd::Values => "fcgi values [FLAGS] ADDR [NAME]...",
             Cmd::Status => "fcgi status [FLAGS] ADDR",
             Cmd::Health => "fcgi health [FLAGS] ADDR",
+            Cmd::Bench => "fcgi bench [FLAGS] ADDR [URI]",
         }
     }
 
@@ -73,6 +82,19 @@ impl Cmd {
                 "Exits 0 when the server's ping path (its .ping_path) answers 200 within \
                  --timeout, and 1 when it answers anything else: a health check for Docker's \
                  HEALTHCHECK or a systemd unit, without a shell."
+            }
+            Cmd::Bench => {
+                "Puts load on the application as a web server's event loop does: one thread \
+                 drives every connection, each connection's next request is sent the moment \
+                 its answer is complete, with the params nginx's fastcgi_params sends (as \
+                 'fcgi request' makes them) and records padded as nginx pads them. Runs for \
+                 --duration, or until --requests have been answered; shows a progress line \
+                 on stderr each second, then prints the throughput, the latency percentiles \
+                 and histogram, and the errors: a connection that closed or could not be \
+                 made, a protocol error, a timeout (--timeout, per request), or a status \
+                 other than 2xx. Every answer is checked; a failed one is counted, never \
+                 left out, and its connection is made again. Exits 1 when any request \
+                 failed."
             }
         }
     }
@@ -122,6 +144,14 @@ pub(crate) struct Args {
     pub(crate) path: Option<String>,
     pub(crate) format: Format,
     pub(crate) full: bool,
+    /// `bench`: connections at once.
+    pub(crate) connections: usize,
+    /// `bench`: how long; `None`: 10 s, unless `requests` is given.
+    pub(crate) duration: Option<Duration>,
+    /// `bench`: requests to send in all.
+    pub(crate) requests: Option<u64>,
+    /// `bench`: a new connection per request (no FCGI_KEEP_CONN).
+    pub(crate) new_conn: bool,
 }
 
 impl Args {
@@ -148,6 +178,10 @@ impl Args {
             path: None,
             format: Format::Text,
             full: false,
+            connections: 16,
+            duration: None,
+            requests: None,
+            new_conn: false,
         }
     }
 }
@@ -181,6 +215,10 @@ enum Id {
     Json,
     OpenMetrics,
     Full,
+    Connections,
+    Duration,
+    Requests,
+    NewConn,
     Help,
 }
 
@@ -195,25 +233,27 @@ struct Flag {
 }
 
 const REQUEST: &[Cmd] = &[Cmd::Request];
+const SENDING: &[Cmd] = &[Cmd::Request, Cmd::Bench];
+const BENCH: &[Cmd] = &[Cmd::Bench];
 const PAGES: &[Cmd] = &[Cmd::Status, Cmd::Health];
 const STATUS: &[Cmd] = &[Cmd::Status];
 const ALL: &[Cmd] = &Cmd::ALL;
 
 /// Every flag, in the order the help text lists them.
 #[rustfmt::skip]
-const FLAGS: [Flag; 19] = [
-    Flag { id: Id::Method, short: Some('X'), long: "method", value: Some("METHOD"), on: REQUEST,
+const FLAGS: [Flag; 24] = [
+    Flag { id: Id::Method, short: Some('X'), long: "method", value: Some("METHOD"), on: SENDING,
         help: "the request method (default GET, or POST with -d)" },
-    Flag { id: Id::Data, short: Some('d'), long: "data", value: Some("TEXT|@FILE|@-"), on: REQUEST,
+    Flag { id: Id::Data, short: Some('d'), long: "data", value: Some("TEXT|@FILE|@-"), on: SENDING,
         help: "the request body: TEXT, the bytes of FILE, or of stdin; sets CONTENT_LENGTH, and \
          CONTENT_TYPE to application/x-www-form-urlencoded unless -H gives one" },
-    Flag { id: Id::Header, short: Some('H'), long: "header", value: Some("'NAME: VALUE'"), on: REQUEST,
+    Flag { id: Id::Header, short: Some('H'), long: "header", value: Some("'NAME: VALUE'"), on: SENDING,
         help: "a request header, sent as HTTP_NAME (Content-Type and Content-Length also as \
          CONTENT_TYPE and CONTENT_LENGTH); replaces a default header of that name, and \
          'NAME:' with no value removes it; repeatable" },
-    Flag { id: Id::Param, short: Some('p'), long: "param", value: Some("NAME=VALUE"), on: REQUEST,
+    Flag { id: Id::Param, short: Some('p'), long: "param", value: Some("NAME=VALUE"), on: SENDING,
         help: "sets any param, replacing a default; NAME alone removes it; repeatable" },
-    Flag { id: Id::ScriptName, short: None, long: "script-name", value: Some("PREFIX"), on: REQUEST,
+    Flag { id: Id::ScriptName, short: None, long: "script-name", value: Some("PREFIX"), on: SENDING,
         help: "the mount point: SCRIPT_NAME is PREFIX and PATH_INFO the rest of the path, as \
          nginx's fastcgi_split_path_info makes them" },
     Flag { id: Id::Count, short: Some('n'), long: "count", value: Some("N"), on: REQUEST,
@@ -245,6 +285,18 @@ const FLAGS: [Flag; 19] = [
         help: "the status as OpenMetrics text (?openmetrics, Accept: application/openmetrics-text)" },
     Flag { id: Id::Full, short: None, long: "full", value: None, on: STATUS,
         help: "one entry per worker besides the totals (&full)" },
+    Flag { id: Id::Connections, short: Some('c'), long: "connections", value: Some("N"), on: BENCH,
+        help: "connections at once (default 16)" },
+    Flag { id: Id::Duration, short: None, long: "duration", value: Some("SECS"), on: BENCH,
+        help: "runs this long (default 10 s, unless --requests is given); answers still on \
+         the way at the end are not counted" },
+    Flag { id: Id::Requests, short: None, long: "requests", value: Some("N"), on: BENCH,
+        help: "sends N requests in all, and ends once each is answered or has failed" },
+    Flag { id: Id::NewConn, short: None, long: "new-conn", value: None, on: BENCH,
+        help: "a new connection for every request, without FCGI_KEEP_CONN (nginx's default); \
+         without it, connections are kept open, as with nginx's fastcgi_keep_conn on" },
+    Flag { id: Id::Json, short: None, long: "json", value: None, on: BENCH,
+        help: "prints the summary as one JSON object" },
     Flag { id: Id::Help, short: Some('h'), long: "help", value: None, on: ALL,
         help: "prints this help" },
 ];
@@ -318,18 +370,25 @@ fn take_flag<'a>(
                 Some((n, v)) => (n, Some(v.to_owned())),
                 None => (long, None),
             };
-            (FLAGS.iter().find(|f| f.long == name), inline)
+            (
+                FLAGS.iter().find(|f| f.long == name && f.on.contains(&cmd)),
+                inline,
+            )
         }
         None => {
             let c = arg[1..].chars().next().unwrap_or('-');
             let tail = &arg[1 + c.len_utf8()..];
             let inline = (!tail.is_empty()).then(|| tail.to_owned());
-            (FLAGS.iter().find(|f| f.short == Some(c)), inline)
+            (
+                FLAGS
+                    .iter()
+                    .find(|f| f.short == Some(c) && f.on.contains(&cmd)),
+                inline,
+            )
         }
     };
-    let flag = found
-        .filter(|f| f.on.contains(&cmd))
-        .ok_or_else(|| Failure::usage(format!("'{}' has no flag {arg}", cmd.name())))?;
+    let flag =
+        found.ok_or_else(|| Failure::usage(format!("'{}' has no flag {arg}", cmd.name())))?;
     let value =
         match (flag.value, inline) {
             (None, Some(_)) => return Err(Failure::usage(format!("{arg} takes no value"))),
@@ -363,6 +422,10 @@ fn apply(args: &mut Args, flag: &Flag, value: Option<&str>) -> Result<(), Failur
         Id::Json => args.format = Format::Json,
         Id::OpenMetrics => args.format = Format::OpenMetrics,
         Id::Full => args.full = true,
+        Id::Connections => args.connections = number(v, "-c", 1, 100_000)? as usize,
+        Id::Duration => args.duration = Some(positive_seconds(v, "--duration")?),
+        Id::Requests => args.requests = Some(number(v, "--requests", 1, u64::MAX)?),
+        Id::NewConn => args.new_conn = true,
         Id::Help => {}
     }
     Ok(())
@@ -410,11 +473,26 @@ fn count(v: &str) -> Result<u32, Failure> {
 }
 
 fn seconds(v: &str) -> Result<Duration, Failure> {
+    positive_seconds(v, "--timeout")
+}
+
+fn positive_seconds(v: &str, flag: &str) -> Result<Duration, Failure> {
     v.parse::<f64>()
         .ok()
         .filter(|s| *s > 0.0)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| Failure::usage(format!("--timeout {v}: give a number of seconds above 0")))
+        .ok_or_else(|| Failure::usage(format!("{flag} {v}: give a number of seconds above 0")))
+}
+
+fn number(v: &str, flag: &str, min: u64, max: u64) -> Result<u64, Failure> {
+    v.parse()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{flag} {v}: give a whole number from {min} to {max}"
+            ))
+        })
 }
 
 /// Puts the positional arguments where the command expects them.
@@ -426,7 +504,7 @@ fn assign_positional(args: &mut Args, positional: Vec<String>) -> Result<(), Fai
             .ok_or_else(|| Failure::usage(format!("'{}' needs an ADDR", args.cmd.name())))?;
     }
     match args.cmd {
-        Cmd::Request => args.uri = it.next(),
+        Cmd::Request | Cmd::Bench => args.uri = it.next(),
         Cmd::Values => args.names.extend(it.by_ref()),
         Cmd::Status | Cmd::Health => {}
     }
@@ -440,6 +518,9 @@ fn assign_positional(args: &mut Args, positional: Vec<String>) -> Result<(), Fai
 fn check(args: &Args) -> Result<(), Failure> {
     if args.spawn.is_none() && (args.cwd.is_some() || !args.env.is_empty()) {
         return Err(Failure::usage("--cwd and --env go with --spawn"));
+    }
+    if args.duration.is_some() && args.requests.is_some() {
+        return Err(Failure::usage("give --duration or --requests, not both"));
     }
     Ok(())
 }

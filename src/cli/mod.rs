@@ -4,12 +4,15 @@
 //!
 //! - `flags`: the commands and flags, their help text, the parser;
 //! - `commands`: `request`, `values`, `status`, `health`;
+//! - `bench`: `bench`, a load generator driven as a web server's event
+//!   loop drives an application;
 //! - `spawn`: `request --spawn`, the application started as lighttpd does;
 //! - `params`: the params a request carries (nginx's `fastcgi_params`);
 //! - `exchange`: a connection and its requests, over [`crate::client`];
 //! - `output`, `trace`: what is printed of a response and of the wire;
 //! - `exit`: the exit codes and the sentence for each failure.
 
+mod bench;
 mod commands;
 mod exchange;
 mod exit;
@@ -62,5 +65,6 @@ fn dispatch(args: &[String]) -> Result<Exit, Failure> {
         Cmd::Values => commands::values(&args),
         Cmd::Status => commands::status(&args),
         Cmd::Health => commands::health(&args),
+        Cmd::Bench => bench::bench(&args),
     }
 }

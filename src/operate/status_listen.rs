@@ -46,7 +46,7 @@ pub(crate) fn start(
             let cfg = config();
             while wait(listener.as_fd(), &stop) {
                 if let Ok(fd) = sys::accept(listener.as_fd()) {
-                    let sock = Socket::new(fd, false, Some(PATIENCE), Some(PATIENCE));
+                    let sock = Socket::new(fd, Some(PATIENCE), Some(PATIENCE));
                     serve_one(sock, &mut bufs, &cfg, &handler, &stop);
                 }
             }

@@ -23,8 +23,6 @@ pub(crate) struct Acceptor {
     write_timeout: Option<Duration>,
     backoff: Mutex<Backoff>,
     failing: AtomicBool,
-    /// The listener is a unix socket.
-    unix: bool,
 }
 
 impl Acceptor {
@@ -38,7 +36,6 @@ impl Acceptor {
     ) -> io::Result<Acceptor> {
         sys::set_nonblocking(listener.as_fd())
             .map_err(|e| io::Error::new(e.kind(), format!("the listening socket: {e}")))?;
-        let unix = sys::socket_family(listener.as_fd()).ok() == Some(libc::AF_UNIX);
         Ok(Acceptor {
             listener: RwLock::new(Some(listener)),
             allow,
@@ -46,7 +43,6 @@ impl Acceptor {
             write_timeout,
             backoff: Mutex::new(Backoff::default()),
             failing: AtomicBool::new(false),
-            unix,
         })
     }
 
@@ -90,7 +86,7 @@ impl Acceptor {
             return None;
         }
         crate::observe::events::accepted();
-        let sock = sys::Socket::new(fd, self.unix, self.read_timeout, self.write_timeout);
+        let sock = sys::Socket::new(fd, self.read_timeout, self.write_timeout);
         Some(Conn::new(sock))
     }
 

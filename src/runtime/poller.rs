@@ -20,7 +20,6 @@
 //!   instead. So every byte that arrives after the serving worker's last
 //!   read leads to a read, and none to two workers at once.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -40,8 +39,6 @@ pub(crate) struct Conn {
     pub(crate) sock: Socket,
     /// Its slot, once it has been parked (and so added to the epoll set).
     slot: Option<SlotId>,
-    /// Its events are switched off while a worker lingers on it.
-    muted: Cell<bool>,
     /// Where serving it resumes: between requests, or with the part of a
     /// request that arrived before the peer stalled.
     pub(crate) resume: Resume,
@@ -52,7 +49,6 @@ impl Conn {
         Conn {
             sock,
             slot: None,
-            muted: Cell::new(false),
             resume: Resume::NEW,
         }
     }
@@ -68,6 +64,15 @@ pub(crate) enum Ready {
     Job(Job),
     /// Accept from the listening socket.
     Listener,
+}
+
+/// What a look at the poller found.
+pub(crate) enum Look {
+    Ready(Ready),
+    /// Nothing ready (a look that does not wait), or a sweep is due.
+    Nothing,
+    /// The server shuts down.
+    Closed,
 }
 
 /// The epoll tokens of the shutdown eventfd and of the listening socket;
@@ -233,26 +238,25 @@ impl Poller {
         })
     }
 
-    /// Waits for a connection to become readable and takes it out, or for
-    /// the listener; `None` once shutdown began (every connection it held
-    /// is then closed). Connections past their timeouts are closed on the
-    /// way.
-    pub(crate) fn next(&self) -> Option<Ready> {
+    /// Takes out a connection that is readable, or finds the listener
+    /// ready; with `wait`, waits for one (until a sweep is due). Closed
+    /// once shutdown began (every connection it held is then closed).
+    /// Connections past their timeouts are closed on the way.
+    pub(crate) fn look(&self, wait: bool) -> Look {
         let every = self.sweep_every();
-        let every_ns = every.as_nanos() as u64;
         loop {
             if self.closed.load(Ordering::Acquire) {
-                return None;
+                return Look::Closed;
             }
-            self.housekeeping(every_ns);
+            self.housekeeping(every.as_nanos() as u64);
             // While the listener pauses, wake often enough to resume it.
             let paused = self.listener_resumes.load(Ordering::Relaxed) != 0;
-            let wait = if paused {
-                every.min(Duration::from_millis(10))
-            } else {
-                every
+            let timeout = match (wait, paused) {
+                (false, _) => Duration::ZERO,
+                (true, true) => every.min(Duration::from_millis(10)),
+                (true, false) => every,
             };
-            let token = self.epoll.wait_one(Some(wait)).unwrap_or_else(|e| {
+            let token = self.epoll.wait_one(Some(timeout)).unwrap_or_else(|e| {
                 log::error(
                     "poll_failed",
                     &format!("waiting for connections failed: {e}"),
@@ -261,22 +265,22 @@ impl Poller {
                 None
             });
             match token {
+                None => return Look::Nothing,
                 Some(STOP) => {
                     self.close_all();
-                    return None;
+                    return Look::Closed;
                 }
-                Some(LISTENER) => return Some(Ready::Listener),
+                Some(LISTENER) => return Look::Ready(Ready::Listener),
                 Some(JOBS) => {
                     if let Some(job) = self.next_job() {
-                        return Some(Ready::Job(job));
+                        return Look::Ready(Ready::Job(job));
                     }
                 }
                 Some(token) => {
                     if let Some(ready) = self.take(SlotId::from_token(token)) {
-                        return Some(ready);
+                        return Look::Ready(ready);
                     }
                 }
-                None => {}
             }
         }
     }
@@ -332,7 +336,6 @@ impl Poller {
             None => (self.slots.allocate(), true),
         };
         conn.slot = Some(id);
-        let muted = conn.muted.replace(false);
         let fd = conn.sock.as_raw_fd();
         {
             let mut slot = self.slots.lock(id.index);
@@ -342,17 +345,14 @@ impl Poller {
                 return None;
             }
             if std::mem::take(&mut slot.pending) {
-                conn.muted.set(muted);
                 return Some(conn);
             }
             slot.conn = Some((conn, sys::coarse_nanos()));
         }
-        // Added (or heard again) after it is in its slot: an event may
-        // come at once, for bytes that came before.
+        // Added after it is in its slot: an event may come at once, for
+        // bytes that came before.
         let watched = if new {
             self.epoll.add(fd, id.token(), Trigger::Edge)
-        } else if muted {
-            self.epoll.set_edge(fd, id.token(), true)
         } else {
             Ok(())
         };
@@ -364,21 +364,6 @@ impl Poller {
             self.slots.release(id);
         }
         None
-    }
-
-    /// Switches off the events of `conn`, which a worker is about to
-    /// linger on, until it is parked again: a connection in the epoll set
-    /// (edge-triggered) would otherwise wake another worker, for nothing,
-    /// each time a request arrives while its worker waits for it.
-    pub(crate) fn mute(&self, conn: &Conn) {
-        if let Some(id) = conn.slot {
-            if !conn.muted.replace(true) {
-                let fd = conn.sock.as_raw_fd();
-                if self.epoll.set_edge(fd, id.token(), false).is_err() {
-                    conn.muted.set(false);
-                }
-            }
-        }
     }
 
     /// Takes `conn` off the poller's books (its slot is freed; closing its

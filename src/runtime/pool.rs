@@ -1,14 +1,17 @@
 //! The fixed pool of workers, and how a worker spends its life.
 //!
-//! There is no accept thread and no dispatcher: idle workers wait in the
-//! [`Poller`] themselves, and the kernel wakes one of them per ready event.
-//! The worker woken for the listening socket accepts a connection and
-//! serves it itself, then accepts the next one straight away while any
-//! wait (up to [`ACCEPT_STREAK`] in a row); other workers may accept from
-//! the same socket meanwhile. The worker woken for a parked connection
-//! serves it.
+//! There is no accept thread and no dispatcher: workers look for work in
+//! the [`Poller`] themselves, as [`Rota`] arranges: a worker that has
+//! answered takes the next ready connection at once if there is one; one
+//! worker at a time waits in the poller, the others park, and a monitor
+//! brings another in when a handler is slow or a backlog builds.
+//! The worker that finds the listening socket ready accepts a connection
+//! and serves it itself, then accepts the next one straight away while
+//! any wait (up to [`ACCEPT_STREAK`] in a row); other workers may accept
+//! from the same socket meanwhile. The worker that finds a parked
+//! connection ready serves it.
 //! A worker serves a connection until it has nothing to read (then parks
-//! it in the poller) or is done (then closes it), and goes back to waiting.
+//! it in the poller) or is done (then closes it), and looks again.
 //! Workers start as load needs them, up to the configured number.
 
 use std::io;
@@ -29,6 +32,7 @@ use crate::observe::metrics::{Registry, worker as metrics};
 use crate::runtime::accept::Acceptor;
 use crate::runtime::listener::{AllowList, Listener};
 use crate::runtime::poller::{Conn, Poller, Ready};
+use crate::runtime::rota::Rota;
 use crate::runtime::serve::{self, Handler, Outcome, serve};
 use crate::sys::{self, EventFd, Socket};
 
@@ -52,10 +56,9 @@ struct Shared {
     cfg: Config,
     handler: Box<Handler>,
     stopping: AtomicBool,
-    /// Whether a worker may linger on its connection at all: not on one
-    /// CPU. Set once the supervisor has counted the CPUs.
-    linger: AtomicBool,
     poller: Poller,
+    /// Who looks for work, and when another worker is woken.
+    rota: Rota,
     /// Fires to stop the server (and wakes the workers in the poller).
     stop: Arc<EventFd>,
     served: AtomicU64,
@@ -123,8 +126,8 @@ pub(crate) fn start(
         cfg,
         handler,
         stopping: AtomicBool::new(false),
-        linger: AtomicBool::new(false),
         poller,
+        rota: Rota::new(),
         stop,
         served: AtomicU64::new(0),
         max_requests,
@@ -147,13 +150,7 @@ impl Running {
         let shared = &self.shared;
         let max = shared.cfg.workers();
         shared.workers.max.store(max, Ordering::Relaxed);
-        // On one CPU a lingering worker would only hand the CPU to the one
-        // waiting in the poller, a context switch per request: pinned to
-        // one core, 64 kept-open connections did 0.61-0.63 of the raw event
-        // loop's rate lingering, 0.69 not (docs/performance.md).
-        shared
-            .linger
-            .store(connection::cpus() > 1, Ordering::Relaxed);
+        shared.rota.set_cpus(connection::cpus());
         loop {
             match sys::poll_readable(&[stop.as_fd(), shared.grow.as_fd()], None) {
                 Ok([true, _]) => return,
@@ -270,12 +267,11 @@ impl Control for Shared {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Another worker waits in the poller meanwhile, so lingering keeps
-    /// no ready connection waiting.
+    /// Never: a worker that has answered looks for the next ready
+    /// connection instead (see [`Rota`]); the one waiting in the poller
+    /// hears the next request on this one.
     fn may_linger(&self) -> bool {
-        self.linger.load(Ordering::Relaxed)
-            && self.workers.idle.load(Ordering::Relaxed) > 0
-            && !self.stopping()
+        false
     }
 
     fn request_done(&self) {
@@ -302,7 +298,8 @@ const ACCEPT_STREAK: usize = 32;
 fn work(shared: &Arc<Shared>, tally: Option<Tally<'_>>) {
     let mut bufs = Buffers::new();
     let idle = &shared.workers.idle;
-    while let Some(ready) = shared.poller.next() {
+    shared.rota.enter();
+    while let Some(ready) = shared.rota.find(&shared.poller) {
         // The last worker watching the poller leaves it: have another
         // started, if the pool is not full.
         if idle.fetch_sub(1, Ordering::SeqCst) == 1 && shared.workers.may_grow() {
@@ -372,31 +369,6 @@ impl Env for Shared {
     }
 }
 
-/// The server around one connection being served: lingering on it
-/// first mutes its events in the poller (see [`Poller::mute`]).
-struct Serving<'a> {
-    shared: &'a Shared,
-    conn: &'a Conn,
-}
-
-impl Control for Serving<'_> {
-    fn stopping(&self) -> bool {
-        self.shared.stopping()
-    }
-
-    fn request_done(&self) {
-        self.shared.request_done();
-    }
-
-    fn may_linger(&self) -> bool {
-        let linger = self.shared.may_linger();
-        if linger {
-            self.shared.poller.mute(self.conn);
-        }
-        linger
-    }
-}
-
 /// Serves `conn` until it is parked or closed.
 fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn, tally: Option<Tally<'_>>) {
     let _serving = metrics::serving(tally, conn.sock.as_raw_fd());
@@ -408,10 +380,7 @@ fn serve_conn(shared: &Arc<Shared>, bufs: &mut Buffers, mut conn: Conn, tally: O
                 bufs,
                 &shared.cfg,
                 &*shared.handler,
-                &Serving {
-                    shared,
-                    conn: &conn,
-                },
+                &**shared,
                 resume,
                 tally,
             )

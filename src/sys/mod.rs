@@ -61,13 +61,13 @@ pub(crate) const WRITE_TIMED_OUT: &str = "write timed out";
 /// system call: a read or write that would block waits in `poll`. Two
 /// things make it switch to blocking mode, once, with the linger as its
 /// receive timeout and the write timeout as its send timeout: lingering
-/// (a worker waiting a moment for the next request on a kept-open
-/// connection, which a blocking `recv` does in one call instead of three),
-/// and a response that fills the socket (the kernel then lets a write go
-/// on as soon as there is room, where `poll` would wait until three
-/// quarters of the buffer were free; a unix socket's send buffer is raised
-/// then too). Reads that must not wait pass `MSG_DONTWAIT`, and reads in a
-/// request wait in `poll` up to the read timeout, in either mode.
+/// (a blocking `recv` with a short timeout), and a response that fills
+/// the socket (the kernel then lets a write go on as soon as there is
+/// room, where `poll` would wait until three quarters of the buffer were
+/// free). The send buffer is the kernel's default: a unix socket's raised
+/// to 416 KiB measured slower with 1 MiB bodies (docs/performance.md).
+/// Reads that must not wait pass `MSG_DONTWAIT`, and reads in a request
+/// wait in `poll` up to the read timeout, in either mode.
 #[derive(Debug)]
 pub(crate) struct Socket {
     fd: OwnedFd,
@@ -75,18 +75,7 @@ pub(crate) struct Socket {
     write_timeout: Option<Duration>,
     /// The socket is in blocking mode, with its timeouts set.
     blocking: AtomicBool,
-    /// Its send buffer has been raised (unix sockets).
-    raised: AtomicBool,
 }
-
-/// The send buffer asked for on a unix-socket connection once a response
-/// fills the default one (the kernel doubles it, and caps it at twice
-/// `net.core.wmem_max`: 416 KiB by default). With the default (208 KiB)
-/// a worker writing a large body in 64 KiB pieces stops and waits for the
-/// web server to read several times per MiB. The memory is the kernel's,
-/// and only while bytes wait unread. TCP keeps the kernel's own tuning,
-/// which setting a size would switch off.
-const UNIX_SNDBUF: libc::c_int = 256 * 1024;
 
 /// How long a read between requests waits for the next one when the
 /// worker may linger. Web servers send the next request within tens of
@@ -100,11 +89,9 @@ const UNIX_SNDBUF: libc::c_int = 256 * 1024;
 const LINGER: Duration = Duration::from_millis(1);
 
 impl Socket {
-    /// A socket with these timeouts, in non-blocking mode; `unix` says
-    /// whether it is a unix socket (its send buffer may be raised).
+    /// A socket with these timeouts, in non-blocking mode.
     pub(crate) fn new(
         fd: OwnedFd,
-        unix: bool,
         read_timeout: Option<Duration>,
         write_timeout: Option<Duration>,
     ) -> Socket {
@@ -113,7 +100,6 @@ impl Socket {
             read_timeout,
             write_timeout,
             blocking: AtomicBool::new(false),
-            raised: AtomicBool::new(!unix),
         }
     }
 
@@ -179,18 +165,9 @@ impl Socket {
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self.writev(bufs) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if self.blocking.load(Relaxed) && self.raised.load(Relaxed) {
+                if self.blocking.load(Relaxed) {
                     // The send timeout passed.
                     return Err(io::Error::new(io::ErrorKind::TimedOut, WRITE_TIMED_OUT));
-                }
-                if !self.raised.swap(true, Relaxed) {
-                    // Best effort: the default buffer works, only slower.
-                    let _ = setsockopt(
-                        self.fd.as_fd(),
-                        libc::SOL_SOCKET,
-                        libc::SO_SNDBUF,
-                        &UNIX_SNDBUF,
-                    );
                 }
                 self.block()?;
                 self.write_vectored(bufs)
@@ -507,21 +484,39 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
     }
 
-    /// Switches the reports of an edge-triggered `fd` off or back on; back
-    /// on, an `fd` readable already is reported at once.
-    pub(crate) fn set_edge(&self, fd: RawFd, token: u64, on: bool) -> io::Result<()> {
-        let events = if on {
-            (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32
-        } else {
-            libc::EPOLLET as u32
-        };
-        self.ctl(libc::EPOLL_CTL_MOD, fd, events, token)
-    }
-
     /// Switches the reports of a level-triggered `fd` off or back on.
     pub(crate) fn set_level(&self, fd: RawFd, token: u64, on: bool) -> io::Result<()> {
         let events = if on { libc::EPOLLIN as u32 } else { 0 };
         self.ctl(libc::EPOLL_CTL_MOD, fd, events, token)
+    }
+
+    /// Watches a non-blocking `fd` both ways, edge-triggered, reporting
+    /// `token` whenever it becomes readable or writable (or is closed):
+    /// registered once, as an event loop does, with no later `epoll_ctl`.
+    pub(crate) fn add_both_ways(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events as u32, token)
+    }
+
+    /// Waits for events, up to `tokens.len()` (at most 64) of them; their
+    /// tokens are written to `tokens`, and how many is returned (0 at the
+    /// timeout).
+    pub(crate) fn wait_many(
+        &self,
+        tokens: &mut [u64],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let max = tokens.len().min(events.len()) as libc::c_int;
+        let ms = poll_ms(timeout);
+        let n = retry(|| {
+            // SAFETY: `events` has room for the `max` entries asked for.
+            cvt(unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, ms) })
+        })? as usize;
+        for (t, e) in tokens.iter_mut().zip(&events[..n]) {
+            *t = e.u64;
+        }
+        Ok(n)
     }
 
     /// Waits for one event; returns its token, or `None` at the timeout.
@@ -817,7 +812,7 @@ pub(crate) fn sock_diag(request: &[u8], reply: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `request` is valid for reads of its length; the fd is open.
     let sent = unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
     cvt_size(sent)?;
-    let sock = Socket::new(fd, false, Some(Duration::from_secs(1)), None);
+    let sock = Socket::new(fd, Some(Duration::from_secs(1)), None);
     sock.read(reply)
 }
 
