@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::dispatch::{Event, Stream, dispatch, refuse};
 use super::early::EarlyData;
-use super::{Active, Buffers, Config, Control, Fault, Wait, output, params};
+use super::{Active, Buffers, Config, Fault, Wait, output, params};
 use crate::protocol::{self, ProtocolStatus, Record};
 
 /// A request begun but not yet complete, set aside with the bytes of it
@@ -86,13 +86,12 @@ pub(crate) fn gather(
     io: &dyn super::Transport,
     bufs: &mut Buffers,
     cfg: &Config,
-    ctl: &dyn Control,
     resume: Resume,
 ) -> Result<Gathered, Fault> {
     let mut g = Gathering::resume(bufs, cfg, resume)?;
     loop {
         let Some((rec, used)) = protocol::decode_record(bufs.rbuf.data())? else {
-            match g.read_more(io, bufs, cfg, ctl)? {
+            match g.read_more(io, bufs, cfg)? {
                 Some(paused_or_closed) => return Ok(paused_or_closed),
                 None => continue,
             }
@@ -137,24 +136,18 @@ impl Gathering {
 
     /// Reads more bytes; returns how gathering ends when nothing came.
     ///
-    /// The worker waits only a moment, and only when another worker waits
-    /// for ready connections meanwhile (mid-request too): a peer that
-    /// stalls is set aside with what it sent, and the connection waits in
-    /// epoll, holding no worker.
+    /// The worker does not wait: a peer that has sent nothing more is set
+    /// aside with what it sent, and the connection waits in epoll, holding
+    /// no worker (the worker looks for another ready connection; see
+    /// `runtime::rota`).
     fn read_more(
         &self,
         io: &dyn super::Transport,
         bufs: &mut Buffers,
         cfg: &Config,
-        ctl: &dyn Control,
     ) -> Result<Option<Gathered>, Fault> {
         let idle = self.active.is_none() && bufs.rbuf.data().is_empty();
-        let wait = if ctl.may_linger() {
-            Wait::Linger
-        } else {
-            Wait::Never
-        };
-        match bufs.rbuf.fill(io, wait) {
+        match bufs.rbuf.fill(io, Wait::Never) {
             Ok(0) if idle => Ok(Some(Gathered::Close)),
             Ok(0) => Err(Fault::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

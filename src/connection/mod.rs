@@ -134,12 +134,9 @@ pub(crate) trait Control {
     fn stopping(&self) -> bool;
     /// Called once a request has been answered.
     fn request_done(&self);
-    /// Whether a worker may wait a moment on its connection for more
-    /// bytes: another worker waits for ready connections meanwhile.
-    fn may_linger(&self) -> bool;
 }
 
-/// No server around: never stopping, nothing counted, never lingering.
+/// No server around: never stopping, nothing counted.
 pub(crate) struct NoControl;
 
 impl Control for NoControl {
@@ -147,9 +144,6 @@ impl Control for NoControl {
         false
     }
     fn request_done(&self) {}
-    fn may_linger(&self) -> bool {
-        false
-    }
 }
 
 /// A connection-level failure: the connection is closed and the reason

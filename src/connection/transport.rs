@@ -12,9 +12,6 @@ pub(crate) enum Wait {
     /// In the middle of a request the handler is reading: up to the read
     /// timeout (a timeout is an error).
     Request,
-    /// A moment (the linger), then `WouldBlock`: between requests, or in a
-    /// request still arriving, when no other connection waits for a worker.
-    Linger,
     /// Not at all: what is there, or `WouldBlock`. The connection then
     /// waits in epoll, not on a worker.
     Never,
@@ -40,7 +37,6 @@ impl Transport for Socket {
     fn read(&self, buf: &mut [u8], wait: Wait) -> io::Result<usize> {
         match wait {
             Wait::Request => Socket::read(self, buf),
-            Wait::Linger => self.read_lingering(buf),
             Wait::Never => self.read_nonblocking(buf),
         }
     }

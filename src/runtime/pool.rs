@@ -267,13 +267,6 @@ impl Control for Shared {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Never: a worker that has answered looks for the next ready
-    /// connection instead (see [`Rota`]); the one waiting in the poller
-    /// hears the next request on this one.
-    fn may_linger(&self) -> bool {
-        false
-    }
-
     fn request_done(&self) {
         let Some(max) = self.max_requests else {
             return;

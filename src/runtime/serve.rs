@@ -94,7 +94,7 @@ pub(crate) fn serve(
     let mut resume = Some(resume);
     loop {
         let from = resume.take().unwrap_or(Resume::NEW);
-        let active = match gather(io, bufs, cfg, ctl, from)? {
+        let active = match gather(io, bufs, cfg, from)? {
             Gathered::Request(active) => active,
             Gathered::Paused(r) if !ctl.stopping() => return Ok(Outcome::Park(r)),
             Gathered::Paused(_) | Gathered::Close => {
@@ -113,7 +113,7 @@ pub(crate) fn serve(
         if ctl.stopping() {
             return Ok(Outcome::Close { drain: false });
         }
-        if bufs.rbuf.data().is_empty() && !ctl.may_linger() {
+        if bufs.rbuf.data().is_empty() {
             // The web server sends the next request once it has this
             // answer; reading at once would mostly find nothing. A byte
             // that comes after the last read leads the poller to the

@@ -58,13 +58,11 @@ pub(crate) const WRITE_TIMED_OUT: &str = "write timed out";
 /// A connected stream socket, unix or TCP.
 ///
 /// A new socket is non-blocking, so that setting up a connection costs no
-/// system call: a read or write that would block waits in `poll`. Two
-/// things make it switch to blocking mode, once, with the linger as its
-/// receive timeout and the write timeout as its send timeout: lingering
-/// (a blocking `recv` with a short timeout), and a response that fills
-/// the socket (the kernel then lets a write go on as soon as there is
-/// room, where `poll` would wait until three quarters of the buffer were
-/// free). The send buffer is the kernel's default: a unix socket's raised
+/// system call: a read or write that would block waits in `poll`. A
+/// response that fills the socket switches it to blocking mode, once,
+/// with the write timeout as its send timeout (the kernel then lets a
+/// write go on as soon as there is room, where `poll` would wait until
+/// three quarters of the buffer were free). The send buffer is the kernel's default: a unix socket's raised
 /// to 416 KiB measured slower with 1 MiB bodies (docs/performance.md).
 /// Reads that must not wait pass `MSG_DONTWAIT`, and reads in a request
 /// wait in `poll` up to the read timeout, in either mode.
@@ -76,17 +74,6 @@ pub(crate) struct Socket {
     /// The socket is in blocking mode, with its timeouts set.
     blocking: AtomicBool,
 }
-
-/// How long a read between requests waits for the next one when the
-/// worker may linger. Web servers send the next request within tens of
-/// microseconds when busy; staying saves a round through epoll, and keeps
-/// the connection on the thread (and the CPU) that just served it. The
-/// kernel counts a receive timeout in its ticks, so this lasts up to two
-/// of them (8 ms at `CONFIG_HZ=250`); a worker lingers only while another
-/// waits for ready connections, so that costs no one a wait. (A precise
-/// wait in `poll` costs two more system calls per request, which measured
-/// slower: S2 0.59-0.68 of raw against 0.75-0.84.)
-const LINGER: Duration = Duration::from_millis(1);
 
 impl Socket {
     /// A socket with these timeouts, in non-blocking mode.
@@ -138,17 +125,6 @@ impl Socket {
         }
     }
 
-    /// Reads, waiting at most the linger time; `WouldBlock` when nothing came.
-    pub(crate) fn read_lingering(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.block()?;
-        retry(|| {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes and the fd is open.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            cvt_size(n)
-        })
-    }
-
     fn writev(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let count = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
         retry(|| {
@@ -176,14 +152,13 @@ impl Socket {
         }
     }
 
-    /// Switches to blocking mode (once), with the linger as the receive
-    /// timeout and the write timeout as the send timeout.
+    /// Switches to blocking mode (once), with the write timeout as the
+    /// send timeout.
     fn block(&self) -> io::Result<()> {
         if self.blocking.swap(true, Relaxed) {
             return Ok(());
         }
         let fd = self.fd.as_fd();
-        set_timeval(fd, libc::SO_RCVTIMEO, Some(LINGER))?;
         set_timeval(fd, libc::SO_SNDTIMEO, self.write_timeout)?;
         set_blocking(fd, true)
     }
