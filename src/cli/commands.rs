@@ -10,19 +10,26 @@ use super::output::Output;
 use super::params::{self, Target};
 use super::spawn;
 
-/// `fcgi request`: sends the request, with `--spawn` to an application
-/// it starts.
-pub(crate) fn request(args: &Args) -> Result<Exit, Failure> {
-    let (body, body_len) = body(args.data.as_ref())?;
+/// The request that the command line describes (`request` and `bench`):
+/// the method (POST when there is a body), the URI, the mount point, the
+/// headers and params given.
+pub(crate) fn target(args: &Args, body_len: Option<u64>) -> Target<'_> {
     let default_method = if args.data.is_some() { "POST" } else { "GET" };
-    let target = Target {
+    Target {
         method: args.method.as_deref().unwrap_or(default_method),
         uri: args.uri.as_deref().unwrap_or("/"),
         script_name: args.script_name.as_deref(),
         headers: &args.headers,
         params: &args.params,
         body_len,
-    };
+    }
+}
+
+/// `fcgi request`: sends the request, with `--spawn` to an application
+/// it starts.
+pub(crate) fn request(args: &Args) -> Result<Exit, Failure> {
+    let (body, body_len) = body(args.data.as_ref())?;
+    let target = target(args, body_len);
     let output = Output::new(args.include, false);
     let mut plan = Plan::new(params::build(&target)?, body, args, output);
     match &args.spawn {

@@ -23,7 +23,7 @@ use super::commands;
 use super::exchange::{Body, body_unreadable};
 use super::exit::{self, Exit, Failure};
 use super::flags::{Args, Format};
-use super::params::{self, Param, Target as ParamTarget};
+use super::params::{self, Param};
 use crate::protocol::{self, BeginRequest, MAX_ALIGNED_CONTENT_LEN, record_type};
 use crate::sys::{self, Epoll};
 use conn::{Conn, Failed, Target};
@@ -63,16 +63,7 @@ fn encode(args: &Args) -> Result<Vec<u8>, Failure> {
         Body::Bytes(b) => b,
         Body::File(path) => std::fs::read(&path).map_err(|e| body_unreadable(&path, &e))?,
     };
-    let default_method = if args.data.is_some() { "POST" } else { "GET" };
-    let target = ParamTarget {
-        method: args.method.as_deref().unwrap_or(default_method),
-        uri: args.uri.as_deref().unwrap_or("/"),
-        script_name: args.script_name.as_deref(),
-        headers: &args.headers,
-        params: &args.params,
-        body_len,
-    };
-    let params: Vec<Param> = params::build(&target)?;
+    let params: Vec<Param> = params::build(&commands::target(args, body_len))?;
     Ok(request_bytes(&params, &body, !args.new_conn))
 }
 
